@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pyarrow as pa
+
 
 class ColumnType(StrEnum):
     TEXT = "text"
@@ -229,3 +231,29 @@ CONSENTS = Kind(
 KINDS: dict[str, Kind] = {
     kind.name: kind for kind in (CUSTOMERS, ORDERS, SUBSCRIPTIONS, EVENTS, INTERACTIONS, CONSENTS)
 }
+
+
+# How each column type is held in Arrow once parsed: readers and the demo produce these, the loader
+# consumes them. A parsed table also carries "row_number" (int64: the row as a spreadsheet shows it,
+# the header being row 1) and, for customers, "attributes" (a JSON object as text) when present.
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.TEXT: pa.string(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.DECIMAL: pa.decimal128(18, 4),
+    ColumnType.NUMBER: pa.float64(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.DATETIME: pa.timestamp("us", tz="UTC"),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.CHOICE: pa.string(),
+}
+ROW_NUMBER = "row_number"
+ATTRIBUTES = "attributes"
+
+
+def arrow_field(column: Column) -> pa.Field:
+    return pa.field(column.name, ARROW_TYPES[column.type])
+
+
+def arrow_schema(kind: Kind) -> pa.Schema:
+    """The full parsed schema of ``kind`` (every canonical column, in order)."""
+    return pa.schema([arrow_field(column) for column in kind.columns])
