@@ -1,0 +1,3 @@
+from loyal.cli import main
+
+main()
