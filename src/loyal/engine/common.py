@@ -1,0 +1,148 @@
+"""Helpers shared by the analyses: instants, periods and the filters every metric starts from.
+
+Arithmetic on time is done on epoch seconds (integers), which every backend computes the same
+way; calendar periods use ``truncate`` (weeks start on Monday on DuckDB and Spark alike) and
+integer month indexes (``year * 12 + month - 1``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from loyal.engine.settings import FREQUENCIES
+
+DAY = 86_400
+# Days in an average month, for tenure measured in months of elapsed time.
+MONTH_DAYS = 365.25 / 12
+
+_TRUNCATE_UNIT = {"day": "D", "week": "W", "month": "M"}
+
+
+def utc(instant: dt.datetime | dt.date, name: str = "as_of") -> dt.datetime:
+    """``instant`` as an aware UTC datetime; a date means midnight UTC at its start.
+
+    Raises ValueError for naive datetimes, whose zone would be a guess.
+    """
+    if not isinstance(instant, dt.datetime):
+        return dt.datetime(instant.year, instant.month, instant.day, tzinfo=dt.UTC)
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be timezone-aware, got the naive datetime {instant.isoformat()}: "
+            "pass e.g. datetime(..., tzinfo=datetime.UTC)"
+        )
+    return instant.astimezone(dt.UTC)
+
+
+def epoch(instant: dt.datetime | dt.date) -> int:
+    """Whole epoch seconds of an instant (dates: midnight UTC)."""
+    return int(utc(instant).timestamp())
+
+
+def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Epoch seconds of a timestamp column."""
+    return ts.epoch_seconds().cast("int64")
+
+
+def month_index(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Months since year 0 (``year * 12 + month - 1``) of a timestamp column, in UTC."""
+    return (ts.year() * 12 + ts.month() - 1).cast("int64")
+
+
+def month_index_of(instant: dt.datetime | dt.date) -> int:
+    value = utc(instant)
+    return value.year * 12 + value.month - 1
+
+
+def month_start(index: int) -> dt.datetime:
+    """The first instant of month ``index`` (see ``month_index``)."""
+    return dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC)
+
+
+def period_start(instant: dt.datetime, freq: str) -> dt.datetime:
+    """The start of the calendar period (day, Monday-started week, month) containing instant."""
+    value = utc(instant)
+    day = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if freq == "day":
+        return day
+    if freq == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if freq == "month":
+        return day.replace(day=1)
+    raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
+
+
+def next_period_start(start: dt.datetime, freq: str) -> dt.datetime:
+    if freq == "day":
+        return start + dt.timedelta(days=1)
+    if freq == "week":
+        return start + dt.timedelta(days=7)
+    if freq == "month":
+        return month_start(month_index_of(start) + 1)
+    raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open interval [start, end) of UTC time."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+
+def complete_periods(as_of: dt.datetime, freq: str, count: int) -> list[Period]:
+    """The last ``count`` complete calendar periods ending at or before ``as_of``, oldest first."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count!r}")
+    end = period_start(as_of, freq)
+    starts = [end]
+    for _ in range(count):
+        starts.append(_previous_period_start(starts[-1], freq))
+    starts.reverse()
+    return [Period(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def _previous_period_start(start: dt.datetime, freq: str) -> dt.datetime:
+    if freq == "month":
+        return month_start(month_index_of(start) - 1)
+    return start - dt.timedelta(days=1 if freq == "day" else 7)
+
+
+def period_key(ts: ir.TimestampValue, freq: str) -> ir.DateValue:
+    """The first day (a date) of the calendar period containing each timestamp."""
+    if freq not in _TRUNCATE_UNIT:
+        raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
+    return ts.truncate(_TRUNCATE_UNIT[freq]).date()
+
+
+def paid_orders(orders: ir.Table, as_of: dt.datetime, since: dt.datetime | None = None) -> ir.Table:
+    """Paid orders placed in [since, as_of) (since None: from the beginning)."""
+    cond = (orders.status == "paid") & (orders.ordered_at < utc(as_of))
+    if since is not None:
+        cond = cond & (orders.ordered_at >= utc(since, "since"))
+    return orders.filter(cond)
+
+
+def events_between(events: ir.Table, start: dt.datetime, end: dt.datetime) -> ir.Table:
+    """Behaviour events in [start, end)."""
+    return events.filter(
+        (events.occurred_at >= utc(start, "start")) & (events.occurred_at < utc(end, "end"))
+    )
+
+
+def count_if(cond: ir.BooleanValue) -> ir.IntegerScalar:
+    """Number of rows where ``cond`` is true (null counts as false), the same on every backend."""
+    return ibis.cases((cond, 1), else_=0).sum().cast("int64")
+
+
+def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator / denominator as float64, null when the denominator is 0 or null."""
+    den = denominator.cast("float64")
+    return ibis.cases((den == 0, ibis.null("float64")), else_=numerator.cast("float64") / den)
+
+
+def lookback_start(as_of: dt.datetime, days: int | None) -> dt.datetime | None:
+    return None if days is None else utc(as_of) - dt.timedelta(days=days)

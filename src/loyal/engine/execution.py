@@ -1,0 +1,132 @@
+"""The one edge where engine expressions are executed, and the backends they run on.
+
+Analyses build Ibis expressions and never execute them; callers run them here. Results come back
+as Arrow with the same types whichever backend ran them: timestamps UTC-aware (Spark returns
+naive ones in its session time zone, which these factories set to UTC).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+
+def duckdb_backend(
+    database: str = ":memory:", *, threads: int | None = None, memory_limit: str | None = None
+) -> ibis.BaseBackend:
+    """An in-process DuckDB connection with its time zone set to UTC.
+
+    ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) are passed to DuckDB when given.
+    """
+    config: dict[str, Any] = {}
+    if threads is not None:
+        config["threads"] = threads
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = ibis.duckdb.connect(database, **config)
+    # date_trunc and casts to date follow the session time zone; the engine's dates are UTC.
+    con.raw_sql("SET TimeZone = 'UTC'")
+    return con
+
+
+def spark_session(
+    *,
+    app_name: str = "loyal-engine",
+    master: str = "local[2]",
+    shuffle_partitions: int = 2,
+    warehouse_dir: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Start (or reuse) a Spark session configured for the engine: UTC, Arrow transfers.
+
+    Local mode binds to 127.0.0.1 unless ``SPARK_LOCAL_IP`` is set. ``warehouse_dir`` defaults
+    to a fresh temporary directory so tables never land in the working directory.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the Spark backend needs pyspark: pip install 'pyspark>=3.5,<4.1' (and Java 17)"
+        ) from error
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.default.parallelism", str(shuffle_partitions))
+        .config("spark.sql.warehouse.dir", warehouse_dir or tempfile.mkdtemp(prefix="loyal-spark-"))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def pyspark_backend(session: SparkSession | None = None) -> ibis.BaseBackend:
+    """An Ibis PySpark backend on ``session`` (a new local one from ``spark_session()`` if None).
+
+    Ibis moves in-memory tables to Spark through pandas, which turns missing floats into NaN;
+    reading float columns with NaN as null keeps SQL's null semantics identical to DuckDB.
+    """
+    con = ibis.pyspark.connect(session if session is not None else spark_session())
+    ibis.options.pyspark.treat_nan_as_null = True
+    return con
+
+
+def _normalise(table: pa.Table) -> pa.Table:
+    # Spark hands back naive timestamps in its (UTC) session zone and DuckDB drops the zone after
+    # date_trunc: make every timestamp UTC-aware so both backends return identical tables.
+    fields = []
+    changed = False
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is None:
+            fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable))
+            changed = True
+        else:
+            fields.append(f)
+    return table.cast(pa.schema(fields)) if changed else table
+
+
+def to_arrow(expr: ir.Expr) -> pa.Table:
+    """Execute ``expr`` (a table, column or scalar) and return an Arrow table."""
+    if isinstance(expr, ir.Table):
+        return _normalise(expr.to_pyarrow())
+    return _normalise(expr.as_table().to_pyarrow())
+
+
+def to_pandas(expr: ir.Expr) -> pd.DataFrame:
+    """Execute ``expr`` and return a pandas DataFrame (via Arrow, so types match ``to_arrow``)."""
+    return to_arrow(expr).to_pandas()
+
+
+def to_scalar(expr: ir.Scalar) -> Any:
+    """Execute a scalar expression and return its value as a Python object (None for null)."""
+    table = to_arrow(expr)
+    if table.num_rows != 1 or table.num_columns != 1:
+        raise ValueError(
+            f"expected a scalar expression, got a result of shape {table.shape}: "
+            "aggregate it to one value first"
+        )
+    return table.column(0)[0].as_py()
+
+
+def to_row(expr: ir.Table) -> dict[str, Any]:
+    """Execute a one-row table expression and return it as a dict."""
+    rows = to_arrow(expr).to_pylist()
+    if len(rows) != 1:
+        raise ValueError(f"expected exactly one row, got {len(rows)}")
+    return rows[0]

@@ -1,0 +1,93 @@
+"""The loader: staged rows merged into the records, idempotently, with cross-row checks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from loyal.commerce.models import Order, OrderLine, Product
+from loyal.customers.models import ContactPoint, Customer, StageChange
+from loyal.imports.services import ImportRefused, load_tables
+from tests.conftest import at, customers_table, kind_table, orders_table
+
+pytestmark = pytest.mark.django_db
+
+
+def test_customers_load_once_and_reimport_changes_nothing(staff):
+    table = customers_table(
+        [
+            {"external_id": "C1", "name": "王芳", "email": "wf@example.cn", "stage": "customer", "owner": "li.na",
+             "tags": "vip;newsletter", "joined_at": at(2024, 1, 5)},
+            {"external_id": "C2", "name": "Emma Smith", "stage": "prospect"},
+        ]
+    )
+    first = load_tables("customers", [table])
+    assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
+    second = load_tables("customers", [table])
+    assert (second.created, second.updated, second.unchanged) == (0, 0, 2)
+    wang = Customer.objects.get(external_id="C1")
+    assert wang.name == "王芳"
+    assert wang.owner == staff
+    assert sorted(wang.tags.values_list("name", flat=True)) == ["newsletter", "vip"]
+    assert ContactPoint.objects.get(customer=wang, kind="email").value == "wf@example.cn"
+    assert Customer.objects.count() == 2
+    assert StageChange.objects.count() == 2  # the first step of each journey, once
+
+
+def test_stage_change_on_reimport_is_kept_in_history():
+    load_tables("customers", [customers_table([{"external_id": "C1", "stage": "prospect", "joined_at": at(2024, 1, 1)}])])
+    result = load_tables("customers", [customers_table([{"external_id": "C1", "stage": "customer"}])])
+    assert result.updated == 1
+    steps = list(StageChange.objects.filter(customer__external_id="C1").values_list("from_stage", "to_stage", "origin"))
+    assert steps == [("", "prospect", "import"), ("prospect", "customer", "import")]
+    assert Customer.objects.get(external_id="C1").stage == "customer"
+
+
+def test_unknown_owner_is_refused_with_its_row():
+    with pytest.raises(ImportRefused, match="row 2.*nobody"):
+        load_tables("customers", [customers_table([{"external_id": "C1", "owner": "nobody"}])])
+    assert Customer.objects.count() == 0
+
+
+def test_orders_create_customers_products_and_sums():
+    rows = [
+        {"order_id": "O1", "customer_id": "C9", "ordered_at": at(2024, 3, 1), "sku": "BEAN-1", "product_name": "咖啡豆",
+         "category": "coffee", "quantity": 2, "unit_price": "50.00", "discount": "5", "unit_cost": "20"},
+        {"order_id": "O1", "customer_id": "C9", "ordered_at": at(2024, 3, 1), "sku": "FILTER", "category": "coffee",
+         "unit_price": "10"},
+    ]
+    result = load_tables("orders", [orders_table(rows)])
+    assert (result.created, result.also_created["customers"], result.also_created["products"]) == (2, 1, 2)
+    order = Order.objects.get(external_id="O1")
+    assert order.revenue == Decimal("105.00")  # 2 × 50 − 5 + 1 × 10
+    assert order.cost == Decimal("40.00")  # 2 × 20 (the filter's cost is unknown)
+    assert list(OrderLine.objects.filter(order=order).values_list("line_no", flat=True)) == [1, 2]
+    assert Customer.objects.get(external_id="C9").stage == "customer"
+    assert Product.objects.get(sku="BEAN-1").category.name == "coffee"
+    again = load_tables("orders", [orders_table(rows)])
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_order_lines_that_disagree_on_the_customer_are_refused():
+    rows = [
+        {"order_id": "O1", "customer_id": "C1", "ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "1"},
+        {"order_id": "O1", "customer_id": "C2", "ordered_at": at(2024, 3, 1), "sku": "B", "unit_price": "1"},
+    ]
+    with pytest.raises(ImportRefused, match="row 3"):
+        load_tables("orders", [orders_table(rows)])
+    assert Order.objects.count() == 0
+
+
+def test_events_without_ids_are_identified_by_content():
+    event = {"customer_id": "C1", "occurred_at": at(2024, 5, 1, 9), "event_type": "view", "page": "home"}
+    result = load_tables("events", [kind_table("events", [event, event, {**event, "page": "cart"}])])
+    assert result.created == 2
+    assert load_tables("events", [kind_table("events", [event])]).created == 0
+
+
+def test_subscription_ending_before_it_starts_is_refused():
+    row = {"subscription_id": "S1", "customer_id": "C1", "plan": "plus", "amount": "30",
+           "started_at": at(2024, 5, 1), "ended_at": at(2024, 4, 1)}
+    with pytest.raises(ImportRefused, match="ends before it starts"):
+        load_tables("subscriptions", [kind_table("subscriptions", [row])])
