@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -77,7 +78,8 @@ class Loader:
         self.kind = kind
         self.source = source
         self.label = label  # what the stage history says changed the stage, e.g. the file name
-        self.now = timezone.now()
+        # As the database stores it (SQLite: UTC text like Django writes), for raw SQL parameters.
+        self.now = connection.ops.adapt_datetimefield_value(timezone.now())
         self.present: set[str] = set()  # canonical columns given by at least one added table
         columns = [StageColumn(kinds.ROW_NUMBER, "integer")]
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]
@@ -317,62 +319,53 @@ class Loader:
                 " WHERE s.stage IS NOT NULL AND s.stage <> c.stage".format(s=s),
                 [self.now, self.label, self.source],
             )
-        text_columns = [
-            c for c in ("name", "acquisition_source", "acquisition_channel", "city") if c in present
-        ]
-        assignments = ["{c} = excluded.{c}".format(c=c) for c in text_columns]
-        compared = list(text_columns)
-        for c in ("joined_at", "birthday"):
-            if c in present:
-                assignments.append("{c} = excluded.{c}".format(c=c))
-                compared.append(c)
-        if "owner" in present:
-            assignments.append("owner_id = excluded.owner_id")
-            compared.append("owner_id")
-        if kinds.ATTRIBUTES in present:
-            assignments.append("attributes = excluded.attributes")
-            compared.append("attributes")
-        if "stage" in present:
-            assignments.append(
-                "stage = COALESCE(excluded.stage, customers_customer.stage), stage_changed_at = CASE WHEN"
-                " excluded.stage IS NOT NULL AND excluded.stage <> customers_customer.stage THEN %s"
-                " ELSE customers_customer.stage_changed_at END"
+        # A column given in the file replaces the stored value (empty clears it); a column the file
+        # lacks leaves it alone. Only rows that really change are written (re-imports change nothing).
+        target = "customers_customer"
+        new_values = {c: "COALESCE(s.{}, '')".format(c) for c in ("name", "acquisition_source", "acquisition_channel", "city")}
+        new_values["joined_at"] = "COALESCE(s.joined_at, {}.joined_at)".format(target)
+        new_values["birthday"] = "s.birthday"
+        new_values["owner_id"] = "s.owner_user_id"
+        new_values["attributes"] = json_value("COALESCE(s.attributes, '{}')")
+        new_values["stage"] = "COALESCE(s.stage, {}.stage)".format(target)
+        given = {"owner_id": "owner", "attributes": kinds.ATTRIBUTES}
+        updates = {c: v for c, v in new_values.items() if given.get(c, c) in present}
+        updated = 0
+        if updates:
+            assignments = ["{} = {}".format(c, v) for c, v in updates.items()]
+            params: list = []
+            if "stage" in updates:
+                assignments.append(
+                    "stage_changed_at = CASE WHEN s.stage IS NOT NULL AND s.stage <> {t}.stage THEN %s"
+                    " ELSE {t}.stage_changed_at END".format(t=target)
+                )
+                params.append(self.now)
+            assignments.append("updated_at = %s")
+            params.append(self.now)
+            changed = " OR ".join("{}.{} IS DISTINCT FROM {}".format(target, c, v) for c, v in updates.items())
+            updated = execute(
+                "UPDATE {t} SET {set} FROM (SELECT x.*, u.id AS owner_user_id FROM {s} x LEFT JOIN accounts_user u"
+                " ON u.username = x.owner) s WHERE {t}.source = %s AND {t}.external_id = s.external_id"
+                " AND ({changed})".format(t=target, set=", ".join(assignments), s=s, changed=changed),
+                [*params, self.source],
             )
-        changed_condition = " OR ".join(
-            ["customers_customer.{c} IS DISTINCT FROM excluded.{c}".format(c=c) for c in compared]
-            + (
-                ["(excluded.stage IS NOT NULL AND excluded.stage <> customers_customer.stage)"]
-                if "stage" in present
-                else []
-            )
-        )
-        conflict = (
-            "DO UPDATE SET {}, updated_at = excluded.updated_at WHERE {}".format(
-                ", ".join(assignments), changed_condition
-            )
-            if assignments
-            else "DO NOTHING"
-        )
-        sql = (
+        created = execute(
             "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at, owner_id,"
             " acquisition_source, acquisition_channel, joined_at, birthday, city, attributes, created_at, updated_at)"
             " SELECT %s, s.external_id, COALESCE(s.name, ''), COALESCE(s.stage, 'prospect'),"
             " COALESCE(s.joined_at, %s), u.id, COALESCE(s.acquisition_source, ''), COALESCE(s.acquisition_channel, ''),"
             " COALESCE(s.joined_at, %s), s.birthday, COALESCE(s.city, ''), {attrs}, %s, %s"
-            " FROM {s} s LEFT JOIN accounts_user u ON u.username = s.owner WHERE true"
-            " ON CONFLICT (source, external_id) {conflict}"
-        ).format(s=s, attrs=json_value("COALESCE(s.attributes, '{}')"), conflict=conflict)
-        params = [self.source, self.now, self.now, self.now, self.now]
-        if "stage" in present:
-            params.append(self.now)
-        created, updated, unchanged = self._upsert(
-            "customers_customer", sql, params, self.stage.rows
+            " FROM {s} s LEFT JOIN accounts_user u ON u.username = s.owner WHERE NOT EXISTS"
+            " (SELECT 1 FROM customers_customer c WHERE c.source = %s AND c.external_id = s.external_id)".format(
+                s=s, attrs=json_value("COALESCE(s.attributes, '{}')")
+            ),
+            [self.source, self.now, self.now, self.now, self.now, self.source],
         )
         self._initial_stage_history()
         self._merge_contact_points()
         if "tags" in present:
             self._merge_tags()
-        return LoadResult("customers", self.stage.rows, created, updated, unchanged)
+        return LoadResult("customers", self.stage.rows, created, updated, self.stage.rows - created - updated)
 
     def _merge_contact_points(self) -> None:
         for kind in ("email", "phone", "wechat"):

@@ -1,0 +1,45 @@
+"""The records read back as Arrow with the engine's schemas, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from loyal.engine.sources import SCHEMAS
+from loyal.imports.services import load_tables
+from loyal.insights.sources import read_records
+from tests.conftest import at, customers_table, kind_table, orders_table
+
+# ADBC reads on its own connection, so the rows must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_records_are_read_with_engine_schemas():
+    load_tables("customers", [customers_table([
+        {"external_id": "C1", "name": "王芳", "stage": "customer", "joined_at": at(2024, 1, 5)},
+        {"external_id": "C2"},
+    ])])
+    load_tables("orders", [orders_table([
+        {"order_id": "O1", "customer_id": "C1", "ordered_at": at(2024, 3, 1, 10), "sku": "A", "category": "coffee",
+         "quantity": 2, "unit_price": "50.5", "discount": "1", "unit_cost": "20"},
+    ])])
+    load_tables("subscriptions", [kind_table("subscriptions", [
+        {"subscription_id": "S1", "customer_id": "C1", "plan": "plus", "amount": "120", "period": "year",
+         "started_at": at(2024, 1, 1)},
+    ])])
+    tables = read_records()
+    for name, schema in SCHEMAS.items():
+        assert tables[name].schema.equals(schema), name
+    customers = tables["customers"].sort_by("external_id").to_pylist()
+    assert customers[0]["name"] == "王芳"
+    assert customers[0]["joined_at"] == at(2024, 1, 5)
+    assert customers[1]["name"] is None  # blank text reads as null
+    order = tables["orders"].to_pylist()[0]
+    assert order["revenue"] == pytest.approx(100.0)  # 2 × 50.5 − 1
+    assert order["cost"] == pytest.approx(40.0)
+    assert order["ordered_at"] == at(2024, 3, 1, 10)
+    line = tables["order_lines"].to_pylist()[0]
+    assert (line["category"], line["sku"], line["revenue"]) == ("coffee", "A", pytest.approx(100.0))
+    subscription = tables["subscriptions"].to_pylist()[0]
+    assert subscription["monthly_amount"] == pytest.approx(10.0)
+    assert subscription["ended_at"] is None
+    assert tables["events"].num_rows == 0
