@@ -102,7 +102,7 @@ def import_file(
                 rejected_rows.update(rows)
                 if skip_invalid:
                     if rejects is not None:
-                        rejects.write_staged(loader.stage.name, merge_errors)
+                        rejects.write_errors(merge_errors)
                     loader.discard(rows)
             report = ImportReport(
                 file=path.name,

@@ -20,7 +20,7 @@ class Command(BaseCommand):
     help = "Import records from a CSV or Excel (.xlsx) file. Re-importing the same file changes nothing."
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", nargs="?", choices=list(kinds.KINDS), help="What the file holds.")
+        parser.add_argument("kind", nargs="?", help="What the file holds: {}.".format(", ".join(kinds.KINDS)))
         parser.add_argument("file", nargs="?", type=Path, help="The .csv or .xlsx file.")
         parser.add_argument(
             "--template", metavar="KIND", choices=list(kinds.KINDS),
@@ -43,12 +43,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["template"]:
-            path = options["file"] or Path("{}-template.xlsx".format(options["template"]))
+            # `loyal import --template KIND [FILE]`: the one positional given is the file.
+            given = options["file"] or (Path(options["kind"]) if options["kind"] else None)
+            path = given or Path("{}-template.xlsx".format(options["template"]))
             write_template(kinds.KINDS[options["template"]], path)
             self.stdout.write(_("Wrote the {kind} template to {path}.").format(kind=options["template"], path=path))
             return
         if not options["kind"] or not options["file"]:
             raise CommandError(_("Name what to import and the file, e.g. loyal import customers customers.xlsx"))
+        if options["kind"] not in kinds.KINDS:
+            raise CommandError(
+                _("Cannot import {kind!r}: use one of {choices}.").format(
+                    kind=options["kind"], choices=", ".join(kinds.KINDS)
+                )
+            )
+        if not options["file"].exists():
+            raise CommandError(_("{path}: no such file.").format(path=options["file"]))
         mapping = self._mapping(options)
         progress = tqdm(unit=" rows", desc=options["file"].name, disable=None, leave=False)
         try:
