@@ -4,13 +4,18 @@ Plain data for :mod:`loyal.demo.generator`: the product catalogue (about 60 prod
 categories, bilingual names, prices in CNY, margins that differ by category, products bought
 together), names in simplified and traditional Chinese and English, cities, staff usernames,
 the short texts of calls, chats, emails and complaints in three scripts, and the holiday
-calendar behind the seasonality. Nothing here draws random numbers.
+calendar behind the seasonality; and :func:`identities`, which turns drawn indices into names,
+emails, phones and WeChat ids.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Staff usernames: the loader must create these users before it imports owners and interactions.
 STAFF: tuple[str, ...] = (
@@ -57,7 +62,14 @@ _P = Product
 PRODUCTS: tuple[Product, ...] = (
     _P("COF-01", "Yunnan Arabica Beans 500g / 云南小粒咖啡豆 500g", "coffee", 88, 9, True),
     _P("COF-02", "Ethiopia Yirgacheffe Beans 250g / 耶加雪菲咖啡豆 250g", "coffee", 98, 6, True),
-    _P("COF-03", "Colombia Medium-Dark Roast 500g / 哥伦比亚中深烘咖啡豆 500g", "coffee", 92, 5, True),
+    _P(
+        "COF-03",
+        "Colombia Medium-Dark Roast 500g / 哥伦比亚中深烘咖啡豆 500g",
+        "coffee",
+        92,
+        5,
+        True,
+    ),
     _P("COF-04", "Espresso Blend Beans 1kg / 意式拼配咖啡豆 1kg", "coffee", 158, 4, True),
     _P("COF-05", "Drip Bag Coffee 10-pack / 挂耳咖啡 10片装", "coffee", 39, 8, True),
     _P("COF-06", "Cold Brew Concentrate 6 bottles / 冷萃咖啡液 6瓶", "coffee", 69, 4, True),
@@ -319,10 +331,10 @@ OUTREACH_TEXTS: tuple[Text, ...] = (
          ("第一次购买后的回访电话，客户对商品满意，介绍了会员计划。",
           "第一次購買後的回訪電話，客戶對商品滿意，介紹了會員計劃。",
           "Check-in after the first purchase; customer is happy, introduced the membership plan.")),
-    Text(("双十一会员专享优惠", "雙十一會員專享優惠", "Singles' Day member offer"),
-         ("发送双十一会员专享优惠活动，满300减50。",
-          "發送雙十一會員專享優惠活動，滿300減50。",
-          "Sent the Singles' Day member offer: 50 off orders over 300.")),
+    Text(("会员专享优惠", "會員專享優惠", "Member offer"),
+         ("发送本月会员专享优惠活动，满300减50。",
+          "發送本月會員專享優惠活動，滿300減50。",
+          "Sent this month's member offer: 50 off orders over 300.")),
     Text(("复购提醒", "回購提醒", "Reorder reminder"),
          ("客户的咖啡豆快用完了，提醒复购并赠送一张优惠券。",
           "客戶的咖啡豆快用完了，提醒回購並贈送一張優惠券。",
@@ -388,6 +400,29 @@ RECOVERY_TEXT = Text(
 )  # fmt: skip
 ORDER_REFERENCE: tuple[str, str, str] = (" 订单号：", " 訂單號：", " Order: ")
 
+# All texts in one sequence, so a column of texts is one take from a flat array.
+ALL_TEXTS: tuple[Text, ...] = (
+    SERVICE_TEXTS + OUTREACH_TEXTS + (WIN_BACK_TEXT, PROSPECT_TEXT, RECOVERY_TEXT) + COMPLAINT_TEXTS
+)
+SERVICE = 0
+OUTREACH = len(SERVICE_TEXTS)
+WIN_BACK = OUTREACH + len(OUTREACH_TEXTS)
+PROSPECT, RECOVERY, COMPLAINT = WIN_BACK + 1, WIN_BACK + 2, WIN_BACK + 3
+SUBJECTS = pa.array([t.subject[script] for t in ALL_TEXTS for script in range(3)], pa.string())
+BODIES = pa.array([t.body[script] for t in ALL_TEXTS for script in range(3)], pa.string())
+OUTCOMES: tuple[str, ...] = (
+    "answered", "no_answer", "resolved", "unresolved", "interested", "callback", "declined",
+)  # fmt: skip
+
+# How customers of each acquisition channel order: shares of web, app, store, wechat.
+ORDER_CHANNELS: tuple[str, ...] = ("web", "app", "store", "wechat")
+ORDER_CHANNEL_SHARES: dict[str, tuple[float, float, float, float]] = {
+    "web": (0.55, 0.35, 0.0, 0.1),
+    "store": (0.1, 0.2, 0.65, 0.05),
+    "referral": (0.45, 0.35, 0.1, 0.1),
+    "ads": (0.55, 0.4, 0.0, 0.05),
+    "wechat": (0.15, 0.15, 0.0, 0.7),
+}
 CONSENT_SOURCES: dict[str, str] = {
     "web": "signup_form",
     "store": "store_counter",
@@ -402,11 +437,32 @@ CONSENT_SOURCES: dict[str, str] = {
 CHINESE_NEW_YEAR: tuple[dt.date, ...] = tuple(
     dt.date.fromisoformat(day)
     for day in (
-        "2015-02-19", "2016-02-08", "2017-01-28", "2018-02-16", "2019-02-05", "2020-01-25",
-        "2021-02-12", "2022-02-01", "2023-01-22", "2024-02-10", "2025-01-29", "2026-02-17",
-        "2027-02-06", "2028-01-26", "2029-02-13", "2030-02-03", "2031-01-23", "2032-02-11",
-        "2033-01-31", "2034-02-19", "2035-02-08", "2036-01-28", "2037-02-15", "2038-02-04",
-        "2039-01-24", "2040-02-12",
+        "2015-02-19",
+        "2016-02-08",
+        "2017-01-28",
+        "2018-02-16",
+        "2019-02-05",
+        "2020-01-25",
+        "2021-02-12",
+        "2022-02-01",
+        "2023-01-22",
+        "2024-02-10",
+        "2025-01-29",
+        "2026-02-17",
+        "2027-02-06",
+        "2028-01-26",
+        "2029-02-13",
+        "2030-02-03",
+        "2031-01-23",
+        "2032-02-11",
+        "2033-01-31",
+        "2034-02-19",
+        "2035-02-08",
+        "2036-01-28",
+        "2037-02-15",
+        "2038-02-04",
+        "2039-01-24",
+        "2040-02-12",
     )  # fmt: skip
 )
 # Shopping intensity by local (UTC+8) hour of day and by weekday (Monday first).
@@ -415,3 +471,102 @@ HOUR_WEIGHTS: tuple[float, ...] = (
     1.2, 1.1, 1.0, 1.0, 1.05, 1.1, 1.2, 1.4, 1.6, 1.7, 1.4, 0.8,
 )  # fmt: skip
 WEEKDAY_WEIGHTS: tuple[float, ...] = (0.92, 0.9, 0.93, 0.95, 1.02, 1.15, 1.13)
+
+
+# ---- identities ------------------------------------------------------------------------------
+
+REGION_CODES: tuple[str, ...] = tuple(REGIONS)
+CITY_REGIONS = np.array([REGION_CODES.index(region) for _, _, region in CITIES])
+SCRIPTS: tuple[str, ...] = ("zh-Hans", "zh-Hant", "en")
+
+
+def _column(values: tuple[str, ...] | list[str]) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
+def _number(values: np.ndarray, width: int = 0) -> pa.Array:
+    text = pc.cast(pa.array(values, pa.int64()), pa.string())
+    return pc.utf8_lpad(text, width=width, padding="0") if width else text
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def identities(
+    rng: np.random.Generator,
+    number: np.ndarray,
+    region: np.ndarray,
+    script: np.ndarray,
+    contact: np.ndarray,
+) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """Names, emails, phones and WeChat ids for records ``number`` (0-based, unique in the run).
+
+    ``script`` picks simplified Chinese (0), traditional Chinese (1) or English (2) names;
+    ``contact`` (n x 4 booleans: email, sms, wechat, phone) says who has which. Emails, phones and
+    WeChat ids embed a bijection of the record number, so they never collide within a run.
+    """
+    n = number.size
+    weights = np.array([s[3] for s in SURNAMES])
+    surname = rng.choice(len(SURNAMES), n, p=weights / weights.sum())
+    given = rng.integers(0, len(GIVEN_NAMES), n)
+    first = rng.integers(0, len(FIRST_NAMES), n)
+    last = rng.integers(0, len(LAST_NAMES), n)
+    sur_py = _column([s[2] for s in SURNAMES]).take(surname)
+    given_py = _column([g[2] for g in GIVEN_NAMES]).take(given)
+    first_lo = _column([f.lower() for f in FIRST_NAMES]).take(first)
+    last_lo = _column([f.lower() for f in LAST_NAMES]).take(last)
+    names = pc.choose(
+        pa.array(script, pa.int8()),
+        _join(
+            _column([s[0] for s in SURNAMES]).take(surname),
+            _column([g[0] for g in GIVEN_NAMES]).take(given),
+        ),
+        _join(
+            _column([s[1] for s in SURNAMES]).take(surname),
+            _column([g[1] for g in GIVEN_NAMES]).take(given),
+        ),
+        pc.binary_join_element_wise(
+            _column(FIRST_NAMES).take(first), _column(LAST_NAMES).take(last), " "
+        ),
+    )
+    english = pa.array(script == 2)
+    # Multipliers coprime with 10 make these bijections modulo powers of ten.
+    tag = _number((number * 7_919_777 + 3_331) % 10**7)
+    chinese_local = pc.if_else(
+        pa.array(rng.random(n) < 0.5),
+        _join(given_py, ".", sur_py, tag),
+        _join(sur_py, given_py, tag),
+    )
+    local = pc.if_else(english, _join(first_lo, ".", last_lo, tag), chinese_local)
+    domains = [REGIONS[code].email_domains for code in REGION_CODES]
+    offsets = np.cumsum([0] + [len(d) for d in domains])
+    domain = offsets[region] + (rng.random(n) * np.diff(offsets)[region]).astype(np.int64)
+    flat_domains = [d for group in domains for d in group]
+    qq = domain == flat_domains.index("qq.com")
+    qq_number = _number(100_000 + (number * 982_451_653 + 17) % 10**9)
+    local = pc.if_else(pa.array(qq), qq_number, local)
+    emails = _join(local, "@", _column(flat_domains).take(domain))
+
+    def mobile(digits: int) -> pa.Array:
+        return _number((number * 982_451_653 + 271_828_183) % 10**digits, digits)
+
+    phones = pc.choose(
+        pa.array(region, pa.int8()),
+        *(
+            _join("1", _number(rng.integers(3, 10, n)), mobile(9))  # mainland: 1[3-9]xxxxxxxxx
+            if code == "cn"
+            else _join(REGIONS[code].phone_prefix, mobile(REGIONS[code].phone_digits))
+            for code in REGION_CODES
+        ),
+    )
+
+    handle = pc.if_else(english, first_lo, _join(sur_py, given_py))
+    wechat = _join(handle, "_", _number((number * 6_700_417 + 11) % 10**7))
+    empty = pa.scalar(None, pa.string())
+    return (
+        names,
+        pc.if_else(pa.array(contact[:, 0]), emails, empty),
+        pc.if_else(pa.array(contact[:, 3]), phones, empty),
+        pc.if_else(pa.array(contact[:, 2]), wechat, empty),
+    )

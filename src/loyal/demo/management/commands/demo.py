@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from loyal.customers.models import Customer
-from loyal.demo.services import DEMO_ADMIN, DEMO_PASSWORD, database_size, ensure_staff, load_demo, wipe_records
+from loyal.demo.services import (
+    DEMO_ADMIN,
+    DEMO_PASSWORD,
+    database_size,
+    ensure_staff,
+    load_demo,
+    wipe_records,
+)
 
 
 class Command(BaseCommand):
     help = "Load a seeded, reproducible demo business (customers, orders, memberships, events...) and serve it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--customers", type=int, default=5000, help="How many customers (default %(default)s).")
-        parser.add_argument("--seed", type=int, default=7, help="Random seed (default %(default)s).")
-        parser.add_argument("--reset", action="store_true", help="Delete all customer records first, then load.")
-        parser.add_argument("--yes", action="store_true", help="Do not ask before --reset deletes records.")
-        parser.add_argument("--no-serve", action="store_true", help="Load only; do not start the web server.")
-        parser.add_argument("--addr", default="127.0.0.1:8000", help="Address to serve on (default %(default)s).")
+        parser.add_argument(
+            "--customers", type=int, default=5000, help="How many customers (default %(default)s)."
+        )
+        parser.add_argument(
+            "--seed", type=int, default=7, help="Random seed (default %(default)s)."
+        )
+        parser.add_argument(
+            "--reset", action="store_true", help="Delete all customer records first, then load."
+        )
+        parser.add_argument(
+            "--yes", action="store_true", help="Do not ask before --reset deletes records."
+        )
+        parser.add_argument(
+            "--no-serve", action="store_true", help="Load only; do not start the web server."
+        )
+        parser.add_argument(
+            "--addr", default="127.0.0.1:8000", help="Address to serve on (default %(default)s)."
+        )
 
     def handle(self, *args, **options):
         if options["customers"] < 1:
-            raise CommandError(_("--customers must be at least 1, not {n}.").format(n=options["customers"]))
+            raise CommandError(
+                _("--customers must be at least 1, not {n}.").format(n=options["customers"])
+            )
         call_command("migrate", verbosity=0, interactive=False)
         existing = Customer.objects.count()
         if existing and options["reset"]:
@@ -34,28 +57,43 @@ class Command(BaseCommand):
             existing = 0
         if existing:
             self.stdout.write(
-                _("The records already hold {n} customers: serving them. Use --reset to load the demo again.").format(
-                    n=existing
-                )
+                _(
+                    "The records already hold {n} customers: serving them. Use --reset to load the demo again."
+                ).format(n=existing)
             )
             ensure_staff()
         else:
-            with tqdm(total=options["customers"], unit=" customers", desc=_("Loading the demo"), disable=None) as bar:
-                loaded = load_demo(options["customers"], seed=options["seed"], on_customers=bar.update)
+            with tqdm(
+                total=options["customers"],
+                unit=" customers",
+                desc=_("Loading the demo"),
+                disable=None,
+            ) as bar:
+                loaded = load_demo(
+                    options["customers"], seed=options["seed"], on_customers=bar.update
+                )
             counts = ", ".join("{} {}".format(n, kind) for kind, n in loaded.rows.items())
-            self.stdout.write(_("Loaded in {s:.1f} s: {counts}.").format(s=loaded.seconds, counts=counts))
+            self.stdout.write(
+                _("Loaded in {s:.1f} s: {counts}.").format(s=loaded.seconds, counts=counts)
+            )
             size = database_size()
             if size is not None:
                 self.stdout.write(_("Database size: {mb:.1f} MB.").format(mb=size / 1e6))
+        login = _("log in as {user} with password {password}").format(
+            user=DEMO_ADMIN, password=DEMO_PASSWORD
+        )
         if options["no_serve"]:
+            self.stdout.write(_("Serve it with `loyal demo`, then {login}.").format(login=login))
             return
         self.stdout.write(
-            _("Open http://{addr}/ and log in as {user} with password {password}.").format(
-                addr=options["addr"], user=DEMO_ADMIN, password=DEMO_PASSWORD
-            )
+            _("Open http://{addr}/ and {login}.").format(addr=options["addr"], login=login)
         )
         call_command("runserver", options["addr"], use_reloader=False, insecure_serving=True)
 
     def _confirm(self, existing: int) -> bool:
-        answer = input(_("Delete all {n} customers and their records? Type 'yes': ").format(n=existing))
+        if not sys.stdin.isatty():
+            raise CommandError(_("--reset deletes every customer record: add --yes to confirm."))
+        answer = input(
+            _("Delete all {n} customers and their records? Type 'yes': ").format(n=existing)
+        )
         return answer.strip().lower() == "yes"
