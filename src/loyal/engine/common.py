@@ -146,3 +146,30 @@ def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.Floati
 
 def lookback_start(as_of: dt.datetime, days: int | None) -> dt.datetime | None:
     return None if days is None else utc(as_of) - dt.timedelta(days=days)
+
+
+_WEEK = 7 * DAY
+# Epoch 0 is a Thursday: shifting by 3 days makes integer weeks start on Mondays.
+_WEEK_SHIFT = 3 * DAY
+
+
+def period_index(ts: ir.TimestampValue, freq: str) -> ir.IntegerValue:
+    """Consecutive integers numbering calendar periods (day, Monday week, month) in UTC."""
+    if freq == "month":
+        return month_index(ts)
+    if freq == "week":
+        return (seconds(ts) + _WEEK_SHIFT) // _WEEK
+    if freq == "day":
+        return seconds(ts) // DAY
+    raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
+
+
+def period_index_of(instant: dt.datetime, freq: str) -> int:
+    """``period_index`` of one instant, computed in Python."""
+    if freq == "month":
+        return month_index_of(instant)
+    if freq == "week":
+        return (epoch(instant) + _WEEK_SHIFT) // _WEEK
+    if freq == "day":
+        return epoch(instant) // DAY
+    raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")

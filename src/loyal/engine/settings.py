@@ -50,9 +50,9 @@ class EngineSettings:
     # A subscription customer is lost when every subscription has ended and none was running or
     # started within this many days of the last end.
     subscription_grace_days: int = 30
-    # Hook for the BTYD models: with a per-customer P(alive) table, customers without a
-    # subscription whose P(alive) is below the first threshold count as lost (churned), below
-    # the second as at risk.
+    # Hook for the predictive models: with a per-customer P(alive) table (customer_id, p_alive),
+    # the customers in it whose P(alive) is below the first threshold count as lost (churned),
+    # below the second as at risk.
     p_alive_churn_threshold: float = 0.1
     p_alive_at_risk_threshold: float = 0.5
     # The headline period of the KPI snapshot: [as_of - kpi_period_days, as_of).

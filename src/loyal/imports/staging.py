@@ -39,6 +39,9 @@ _SQL_TYPES = {
 }
 
 
+_SLICE_ROWS = 20_000
+
+
 @dataclass(frozen=True)
 class StageColumn:
     name: str
@@ -93,11 +96,14 @@ class StagingTable:
                 copy.write(buffer.getvalue())
 
     def _insert(self, table: pa.Table) -> None:
-        values = [_sqlite_values(table.column(c.name), c.sql_type) for c in self.columns]
         placeholders = ", ".join("?" for _ in self.columns)
         sql = "INSERT INTO {} VALUES ({})".format(self.name, placeholders)
         raw = connection.connection
-        raw.executemany(sql, zip(*values, strict=True))
+        # Python objects take ~10x the memory of Arrow: convert a slice at a time.
+        for start in range(0, table.num_rows, _SLICE_ROWS):
+            piece = table.slice(start, _SLICE_ROWS)
+            values = [_sqlite_values(piece.column(c.name), c.sql_type) for c in self.columns]
+            raw.executemany(sql, zip(*values, strict=True))
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
