@@ -87,13 +87,15 @@ class StagingTable:
         self.rows += table.num_rows
 
     def _copy(self, table: pa.Table) -> None:
-        buffer = io.BytesIO()
-        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
         names = ", ".join(c.name for c in self.columns)
         with connection.cursor() as cursor:
             raw = cursor.cursor  # psycopg's own cursor, for COPY
             with raw.copy("COPY {} ({}) FROM STDIN (FORMAT csv)".format(self.name, names)) as copy:
-                copy.write(buffer.getvalue())
+                for start in range(0, table.num_rows, _SLICE_ROWS):
+                    buffer = io.BytesIO()
+                    options = pa_csv.WriteOptions(include_header=False)
+                    pa_csv.write_csv(table.slice(start, _SLICE_ROWS), buffer, options)
+                    copy.write(buffer.getvalue())
 
     def _insert(self, table: pa.Table) -> None:
         placeholders = ", ".join("?" for _ in self.columns)
