@@ -116,7 +116,9 @@ def read_records(
         connection = adbc.connect(_postgres_uri(database))
         build = _postgres_query
     else:
-        raise RuntimeError("Loyal reads records from SQLite or PostgreSQL, not {}.".format(database["ENGINE"]))
+        raise RuntimeError(
+            "Loyal reads records from SQLite or PostgreSQL, not {}.".format(database["ENGINE"])
+        )
     tables = {}
     try:
         cursor = connection.cursor()
@@ -134,14 +136,19 @@ def read_records(
 def _select_list(name: str, cast: Callable[[str, pa.DataType], str]) -> str:
     schema = SCHEMAS[name]
     return ", ".join(
-        "{} AS {}".format(cast(expression, schema.field(column).type), column) for column, expression in _QUERIES[name][1]
+        "{} AS {}".format(cast(expression, schema.field(column).type), column)
+        for column, expression in _QUERIES[name][1]
     )
 
 
 def _postgres_query(name: str) -> str:
     def cast(expression: str, type_: pa.DataType) -> str:
         # ADBC gives PostgreSQL numerics as text; the engine wants float64.
-        return "CAST({} AS double precision)".format(expression) if pa.types.is_floating(type_) else expression
+        return (
+            "CAST({} AS double precision)".format(expression)
+            if pa.types.is_floating(type_)
+            else expression
+        )
 
     return "SELECT {} FROM {}".format(_select_list(name, cast), _QUERIES[name][0])
 
@@ -164,7 +171,8 @@ def _sqlite_query(name: str) -> str:
         return "''"
 
     sentinel = ", ".join(
-        "{} AS {}".format(placeholder(schema.field(column).type), column) for column, _ in _QUERIES[name][1]
+        "{} AS {}".format(placeholder(schema.field(column).type), column)
+        for column, _ in _QUERIES[name][1]
     )
     return "SELECT 1 AS loyal_sentinel, {} UNION ALL SELECT 0, {} FROM {}".format(
         sentinel, _select_list(name, cast), _QUERIES[name][0]
@@ -174,7 +182,9 @@ def _sqlite_query(name: str) -> str:
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Drop the sentinel, turn SQLite's text dates into timestamps, and '' into null."""
     if "loyal_sentinel" in table.column_names:
-        table = table.filter(pc.equal(table.column("loyal_sentinel"), 0)).drop_columns(["loyal_sentinel"])
+        table = table.filter(pc.equal(table.column("loyal_sentinel"), 0)).drop_columns(
+            ["loyal_sentinel"]
+        )
     columns = []
     for field in schema:
         column = table.column(field.name)
