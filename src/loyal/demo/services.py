@@ -56,6 +56,8 @@ def wipe_records() -> None:
     """Delete every customer record (customers, orders, events...), keeping staff users."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Django defers foreign-key checks; TRUNCATE refuses to run while some are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("TRUNCATE {} RESTART IDENTITY CASCADE".format(", ".join(RECORD_TABLES)))
         else:
             for table in RECORD_TABLES:
