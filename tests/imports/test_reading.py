@@ -583,3 +583,25 @@ def test_row_error_is_a_frozen_value():
     with pytest.raises(AttributeError):
         error.row = 4  # type: ignore[misc]
     assert str(error) == 'f.csv, row 3, column "sku": a value is required, but the cell is empty'
+
+
+# --- The public names --------------------------------------------------------------------------
+
+
+def test_files_gathers_the_public_names_of_the_file_layer():
+    from loyal.imports import files, headers, parsing, reading
+
+    assert sorted(files.__all__) == [
+        "ImportFile",
+        "ImportFileError",
+        "ParsedBatch",
+        "RowError",
+        "TableParser",
+        "load_mapping",
+        "open_import",
+        "parse_table",
+        "resolve_header",
+    ]
+    assert files.resolve_header is headers.resolve_header
+    assert files.ImportFileError is headers.ImportFileError is parsing.ImportFileError
+    assert files.TableParser is parsing.TableParser and files.open_import is reading.open_import

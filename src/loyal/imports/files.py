@@ -1,7 +1,10 @@
 """The file layer of the import pipeline, in one place for callers.
 
-Reading and checking headers lives in :mod:`loyal.imports.reading`, turning raw text into typed
-columns in :mod:`loyal.imports.parsing`; this module gathers their public names::
+Opening files lives in :mod:`loyal.imports.reading` (the CSV and Excel readers themselves in
+:mod:`loyal.imports.sources`), matching headers to canonical columns in
+:mod:`loyal.imports.headers`, and turning raw text into typed columns in
+:mod:`loyal.imports.parsing` (single values and columns in :mod:`loyal.imports.values`); this
+module gathers their public names::
 
     with open_import("orders.csv", "orders", mapping={"订单号": "order_id"}) as file:
         for batch in file.batches():
@@ -11,14 +14,8 @@ columns in :mod:`loyal.imports.parsing`; this module gathers their public names:
 
 from __future__ import annotations
 
-from loyal.imports.parsing import (
-    ImportFileError,
-    ParsedBatch,
-    RowError,
-    TableParser,
-    parse_table,
-    resolve_header,
-)
+from loyal.imports.headers import ImportFileError, resolve_header
+from loyal.imports.parsing import ParsedBatch, RowError, TableParser, parse_table
 from loyal.imports.reading import ImportFile, load_mapping, open_import
 
 __all__ = [

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from loyal.config.checks import ensure_migrated
 from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.exporting import export_batches
@@ -18,13 +19,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=list(kinds.KINDS))
-        parser.add_argument("file", type=Path, help="Where to write; the format follows the suffix.")
+        parser.add_argument(
+            "file", type=Path, help="Where to write; the format follows the suffix."
+        )
         parser.add_argument("--source", default=DEFAULT_SOURCE)
 
     def handle(self, *args, **options):
+        ensure_migrated()
         path: Path = options["file"]
         if path.suffix.lower() not in (".csv", ".xlsx", ".json", ".jsonl"):
-            raise CommandError(_("Cannot write {path}: use a .csv, .xlsx, .json or .jsonl file name.").format(path=path))
+            raise CommandError(
+                _("Cannot write {path}: use a .csv, .xlsx, .json or .jsonl file name.").format(
+                    path=path
+                )
+            )
         rows = 0
 
         def counted(batches):
@@ -33,5 +41,11 @@ class Command(BaseCommand):
                 rows += batch.num_rows
                 yield batch
 
-        write_table(counted(export_batches(kinds.KINDS[options["kind"]], source=options["source"])), path)
-        self.stdout.write(_("Wrote {rows} {kind} rows to {path}.").format(rows=rows, kind=options["kind"], path=path))
+        write_table(
+            counted(export_batches(kinds.KINDS[options["kind"]], source=options["source"])), path
+        )
+        self.stdout.write(
+            _("Wrote {rows} {kind} rows to {path}.").format(
+                rows=rows, kind=options["kind"], path=path
+            )
+        )

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
+from loyal.config.checks import ensure_migrated
 from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.files import ImportFileError, load_mapping
@@ -20,37 +21,65 @@ class Command(BaseCommand):
     help = "Import records from a CSV or Excel (.xlsx) file. Re-importing the same file changes nothing."
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", nargs="?", help="What the file holds: {}.".format(", ".join(kinds.KINDS)))
+        parser.add_argument(
+            "kind", nargs="?", help="What the file holds: {}.".format(", ".join(kinds.KINDS))
+        )
         parser.add_argument("file", nargs="?", type=Path, help="The .csv or .xlsx file.")
         parser.add_argument(
-            "--template", metavar="KIND", choices=list(kinds.KINDS),
+            "--template",
+            metavar="KIND",
+            choices=list(kinds.KINDS),
             help="Write an empty template for KIND (to FILE, default KIND-template.xlsx) and stop.",
         )
         parser.add_argument(
-            "--map", action="append", default=[], metavar="COLUMN=FIELD",
+            "--map",
+            action="append",
+            default=[],
+            metavar="COLUMN=FIELD",
             help="Read the file's COLUMN as FIELD, e.g. --map 客户编号=external_id (repeatable).",
         )
-        parser.add_argument("--mapping-file", type=Path, help="A CSV (column,field) or JSON file of mappings.")
-        parser.add_argument("--source", default=DEFAULT_SOURCE, help="The system the ids come from (default: %(default)s).")
+        parser.add_argument(
+            "--mapping-file", type=Path, help="A CSV (column,field) or JSON file of mappings."
+        )
+        parser.add_argument(
+            "--source",
+            default=DEFAULT_SOURCE,
+            help="The system the ids come from (default: %(default)s).",
+        )
         parser.add_argument("--encoding", help="Text encoding (default: UTF-8, else GB18030).")
         parser.add_argument("--sheet", help="Excel sheet to read (default: the first).")
-        parser.add_argument("--date-format", help="strptime format of dates, e.g. %%d/%%m/%%Y (default: common formats).")
-        parser.add_argument("--timezone", default=None, help="Time zone of times without one (default: LOYAL_TIME_ZONE).")
         parser.add_argument(
-            "--skip-invalid", action="store_true",
+            "--date-format",
+            help="strptime format of dates, e.g. %%d/%%m/%%Y (default: common formats).",
+        )
+        parser.add_argument(
+            "--timezone",
+            default=None,
+            help="Time zone of times without one (default: LOYAL_TIME_ZONE).",
+        )
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
             help="Load the valid rows and write the rejected ones with reasons next to the file.",
         )
 
     def handle(self, *args, **options):
+        ensure_migrated()
         if options["template"]:
             # `loyal import --template KIND [FILE]`: the one positional given is the file.
             given = options["file"] or (Path(options["kind"]) if options["kind"] else None)
             path = given or Path("{}-template.xlsx".format(options["template"]))
             write_template(kinds.KINDS[options["template"]], path)
-            self.stdout.write(_("Wrote the {kind} template to {path}.").format(kind=options["template"], path=path))
+            self.stdout.write(
+                _("Wrote the {kind} template to {path}.").format(
+                    kind=options["template"], path=path
+                )
+            )
             return
         if not options["kind"] or not options["file"]:
-            raise CommandError(_("Name what to import and the file, e.g. loyal import customers customers.xlsx"))
+            raise CommandError(
+                _("Name what to import and the file, e.g. loyal import customers customers.xlsx")
+            )
         if options["kind"] not in kinds.KINDS:
             raise CommandError(
                 _("Cannot import {kind!r}: use one of {choices}.").format(
@@ -84,19 +113,29 @@ class Command(BaseCommand):
             self.stderr.write(error)
         if report.error_count > len(report.errors):
             self.stderr.write(
-                _("... and {n} more errors.").format(n=report.error_count - min(len(report.errors), MAX_ERRORS_SHOWN))
+                _("... and {n} more errors.").format(
+                    n=report.error_count - min(len(report.errors), MAX_ERRORS_SHOWN)
+                )
             )
         if not report.written:
             raise CommandError(
-                _("{file}: {n} errors in {rows} rows; nothing was imported. Fix them, or use --skip-invalid "
-                  "to load the valid rows.").format(file=report.file, n=report.error_count, rows=report.rows_read)
+                _(
+                    "{file}: {n} errors in {rows} rows; nothing was imported. Fix them, or use --skip-invalid "
+                    "to load the valid rows."
+                ).format(file=report.file, n=report.error_count, rows=report.rows_read)
             )
         result = report.result
         self.stdout.write(
-            _("{file}: {rows} rows read, {created} created, {updated} updated, {unchanged} unchanged, "
-              "{rejected} rejected.").format(
-                file=report.file, rows=report.rows_read, created=result.created, updated=result.updated,
-                unchanged=result.unchanged, rejected=report.rows_rejected,
+            _(
+                "{file}: {rows} rows read, {created} created, {updated} updated, {unchanged} unchanged, "
+                "{rejected} rejected."
+            ).format(
+                file=report.file,
+                rows=report.rows_read,
+                created=result.created,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                rejected=report.rows_rejected,
             )
         )
         also = ", ".join("{} {}".format(n, name) for name, n in result.also_created.items() if n)
@@ -115,6 +154,10 @@ class Command(BaseCommand):
         for item in options["map"]:
             column, sep, field = item.partition("=")
             if not sep or not column.strip() or not field.strip():
-                raise CommandError(_("--map takes COLUMN=FIELD, e.g. --map 客户编号=external_id; got {!r}.").format(item))
+                raise CommandError(
+                    _(
+                        "--map takes COLUMN=FIELD, e.g. --map 客户编号=external_id; got {!r}."
+                    ).format(item)
+                )
             mapping[column.strip()] = field.strip()
         return mapping
