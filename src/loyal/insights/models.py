@@ -131,3 +131,6 @@ class SegmentCount(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["segment", "run"], name="segment_count_unique_per_run")
         ]
+
+    def __str__(self) -> str:
+        return "{} {}: {}".format(self.segment_id, self.as_of.date(), self.members)
