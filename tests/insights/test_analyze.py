@@ -1,0 +1,59 @@
+"""`loyal analyze` and `loyal report` on the demo store: stored results and the built-in findings."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from loyal.customers.models import Customer, StageChange
+from loyal.insights.models import AnalysisRun, CustomerScore, KpiSnapshot
+from loyal.insights.selectors import kpi_history, latest_run
+
+# The engine reads the records on its own connection, so they must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_report_before_any_analysis_says_what_to_do():
+    with pytest.raises(CommandError, match="loyal analyze"):
+        call_command("report")
+
+
+def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
+    call_command("demo", "--customers", "2500", "--no-serve")
+    call_command("analyze", "--as-of", "2026-11-01")
+    run = latest_run()
+    assert run is not None and run.status == AnalysisRun.Status.DONE
+    assert CustomerScore.objects.count() == Customer.objects.count() == 2500
+    assert KpiSnapshot.objects.filter(run=run, kpi="churn_rate_absolute").exists()
+    # The engine's stages are written back, each change kept in the history.
+    analysed = StageChange.objects.filter(origin="analysis")
+    assert analysed.exists()
+    assert set(Customer.objects.values_list("stage", flat=True)) >= {"customer", "churned", "prospect"}
+
+    charts = run.charts
+    # Findings the demo was built to contain (see loyal.demo.generator):
+    # a second purchase early on keeps customers (the critical window of seed 002)...
+    window = {
+        r["purchases"]: r["retention_rate"]
+        for r in charts["critical_window"]
+        if r["anchor"] == "first_purchase" and r["window_days"] == 60
+    }
+    assert window[2] > window[1] + 0.15
+    # ...every purchase climbs the loyalty ladder, and the fifth is near the top...
+    ladder = {r["purchases"]: r["repeat_rate"] for r in charts["loyalty_ladder"]}
+    assert ladder[1] < ladder[2] < ladder[5]
+    # ...and memberships are most fragile in the first six months.
+    hazard = {r["tenure_month"]: r["hazard"] for r in charts["subscription_hazard"] if r["hazard"] is not None}
+    early = [hazard[m] for m in range(1, 7) if m in hazard]
+    late = [hazard[m] for m in range(7, 19) if m in hazard]
+    assert sum(early) / len(early) > sum(late) / len(late)
+
+    output = tmp_path / "report.html"
+    call_command("report", "--output", str(output), "--language", "zh-hans")
+    text = output.read_text(encoding="utf-8")
+    assert text.count('class="plotly-graph-div"') >= 9
+    assert "cdn" not in text.split("<script>", 1)[0].lower()  # Plotly is inlined, no CDN
+    assert "Loyal" in capsys.readouterr().out
+
+    call_command("analyze", "--as-of", "2026-10-01")
+    assert len(kpi_history("churn_rate_absolute")) == 2
