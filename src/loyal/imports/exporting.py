@@ -14,10 +14,15 @@ from loyal.imports.staging import vendor
 BATCH_ROWS = 50_000
 
 
-def _group_concat(expression: str) -> str:
+def _tags() -> str:
+    """The customer's tags, sorted and joined with ';' (as `loyal import` reads them)."""
+    names = (
+        "SELECT g.name FROM customers_customer_tags ct JOIN customers_tag g ON g.id = ct.tag_id"
+        " WHERE ct.customer_id = c.id"
+    )
     if vendor() == "postgresql":
-        return "string_agg({}, ';' ORDER BY {})".format(expression, expression)
-    return "group_concat({}, ';')".format(expression)
+        return "(SELECT string_agg(name, ';' ORDER BY name) FROM ({}) t)".format(names)
+    return "(SELECT group_concat(name, ';') FROM ({} ORDER BY g.name) t)".format(names)
 
 
 def _primary(kind: str) -> str:
@@ -31,11 +36,15 @@ def _queries() -> dict[str, str]:
     return {
         "customers": (
             "SELECT c.external_id, c.name, {email} AS email, {phone} AS phone, {wechat} AS wechat, c.stage,"
-            " u.username AS owner, (SELECT {tags} FROM customers_customer_tags ct JOIN customers_tag g"
-            " ON g.id = ct.tag_id WHERE ct.customer_id = c.id) AS tags, c.acquisition_source,"
+            " u.username AS owner, {tags} AS tags, c.acquisition_source,"
             " c.acquisition_channel, c.joined_at, c.birthday, c.city FROM customers_customer c"
             " LEFT JOIN accounts_user u ON u.id = c.owner_id WHERE c.source = %s ORDER BY c.id"
-        ).format(email=_primary("email"), phone=_primary("phone"), wechat=_primary("wechat"), tags=_group_concat("g.name")),
+        ).format(
+            email=_primary("email"),
+            phone=_primary("phone"),
+            wechat=_primary("wechat"),
+            tags=_tags(),
+        ),
         "orders": (
             "SELECT o.external_id AS order_id, c.external_id AS customer_id, o.ordered_at, o.status, o.channel,"
             " l.line_no, p.sku, p.name AS product_name, g.name AS category, l.quantity, l.unit_price, l.discount,"
@@ -73,13 +82,30 @@ def export_batches(kind: kinds.Kind, *, source: str) -> Iterator[pa.Table]:
     with connection.cursor() as cursor:
         cursor.execute(_queries()[kind.name], [source])
         names = [column[0] for column in cursor.description]
+        yielded = False
         while rows := cursor.fetchmany(BATCH_ROWS):
             columns = list(zip(*rows, strict=True))
-            yield pa.table({name: _arrow(values, schema.field(name).type) for name, values in zip(names, columns, strict=True)})
+            yield pa.table(
+                {
+                    name: arrow_column(values, schema.field(name).type)
+                    for name, values in zip(names, columns, strict=True)
+                }
+            )
+            yielded = True
+        if not yielded:  # an empty export still has its header
+            yield pa.schema([schema.field(name) for name in names]).empty_table()
 
 
-def _arrow(values: tuple, type_: pa.DataType) -> pa.Array:
-    if pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_boolean(type_) or pa.types.is_decimal(type_):
+def arrow_column(values: tuple, type_: pa.DataType | None) -> pa.Array:
+    """Database values as an Arrow array of ``type_`` (inferred when None)."""
+    if type_ is None:
+        return pa.array(values)
+    if (
+        pa.types.is_timestamp(type_)
+        or pa.types.is_date(type_)
+        or pa.types.is_boolean(type_)
+        or pa.types.is_decimal(type_)
+    ):
         raw = pa.array(values)
         if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
             # SQLite gives text: Django's "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
@@ -88,7 +114,11 @@ def _arrow(values: tuple, type_: pa.DataType) -> pa.Array:
             return pc.cast(raw, type_)
         if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):
             if pa.types.is_decimal(type_):
-                return pc.cast(pc.cast(raw, pa.float64()), type_) if pa.types.is_integer(raw.type) else pc.cast(raw, type_)
+                return (
+                    pc.cast(pc.cast(raw, pa.float64()), type_)
+                    if pa.types.is_integer(raw.type)
+                    else pc.cast(raw, type_)
+                )
             return pc.cast(raw, type_)
         return raw.cast(type_) if raw.type != pa.null() else pa.nulls(len(values), type_)
     return pa.array(values, type_)

@@ -74,8 +74,9 @@ class Loader:
         self.kind = kind
         self.source = source
         self.label = label  # what the stage history says changed the stage, e.g. the file name
-        # As the database stores it (SQLite: UTC text like Django writes), for raw SQL parameters.
-        self.now = connection.ops.adapt_datetimefield_value(timezone.now())
+        # As the database stores it (SQLite: UTC text like Django writes), for raw SQL parameters;
+        # whole seconds, which every export format (Excel included) keeps exactly.
+        self.now = connection.ops.adapt_datetimefield_value(timezone.now().replace(microsecond=0))
         self.present: set[str] = set()  # canonical columns given by at least one added table
         columns = [StageColumn(kinds.ROW_NUMBER, "integer")]
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]

@@ -1,4 +1,4 @@
-"""``loyal export KIND FILE``: records to .csv, .xlsx, .json or .jsonl, in importable columns."""
+"""``loyal export WHAT FILE``: records or stored results to .csv, .xlsx, .json or .jsonl."""
 
 from __future__ import annotations
 
@@ -12,17 +12,23 @@ from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.exporting import export_batches
 from loyal.imports.writing import write_table
+from loyal.insights.exporting import EXPORTS, export_results
+
+CHOICES = [*kinds.KINDS, *EXPORTS]
 
 
 class Command(BaseCommand):
-    help = "Export records to CSV, Excel (.xlsx) or JSON, in the columns `loyal import` reads."
+    help = (
+        "Export records (in the columns `loyal import` reads), the stored per-customer scores, or the KPI "
+        "snapshots of every analysis run, to CSV, Excel (.xlsx) or JSON."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=list(kinds.KINDS))
+        parser.add_argument("what", choices=CHOICES, help="One of: {}.".format(", ".join(CHOICES)))
         parser.add_argument(
             "file", type=Path, help="Where to write; the format follows the suffix."
         )
-        parser.add_argument("--source", default=DEFAULT_SOURCE)
+        parser.add_argument("--source", default=DEFAULT_SOURCE, help="Records of this source only.")
 
     def handle(self, *args, **options):
         ensure_migrated()
@@ -33,19 +39,12 @@ class Command(BaseCommand):
                     path=path
                 )
             )
-        rows = 0
-
-        def counted(batches):
-            nonlocal rows
-            for batch in batches:
-                rows += batch.num_rows
-                yield batch
-
-        write_table(
-            counted(export_batches(kinds.KINDS[options["kind"]], source=options["source"])), path
-        )
+        what = options["what"]
+        if what in kinds.KINDS:
+            batches = export_batches(kinds.KINDS[what], source=options["source"])
+        else:
+            batches = export_results(what)
+        rows = write_table(batches, path)
         self.stdout.write(
-            _("Wrote {rows} {kind} rows to {path}.").format(
-                rows=rows, kind=options["kind"], path=path
-            )
+            _("Wrote {rows} {what} rows to {path}.").format(rows=rows, what=what, path=path)
         )
