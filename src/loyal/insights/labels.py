@@ -19,8 +19,11 @@ RFM_SEGMENTS = {
 }
 
 ABC_CLASSES = {
+    # xgettext:no-python-format
     "A": _("A: key customers (first 80 % of profit)"),
+    # xgettext:no-python-format
     "B": _("B: major customers (80–90 % of profit)"),
+    # xgettext:no-python-format
     "C": _("C: ordinary customers (last 10 % of profit)"),
 }
 
