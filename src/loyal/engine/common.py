@@ -43,8 +43,12 @@ def epoch(instant: dt.datetime | dt.date) -> int:
 
 
 def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
-    """Epoch seconds of a timestamp column."""
-    return ts.epoch_seconds().cast("int64")
+    """Whole epoch seconds of a timestamp column (sub-second parts dropped).
+
+    DuckDB's epoch is fractional and its cast to integer rounds, Spark's ``unix_timestamp``
+    truncates: flooring first makes both drop the fraction.
+    """
+    return ts.epoch_seconds().floor().cast("int64")
 
 
 def month_index(ts: ir.TimestampValue) -> ir.IntegerValue:

@@ -38,6 +38,19 @@ def duckdb_backend(
     return con
 
 
+# Spark settings for small data on one machine (tests, laptops): interpreted expressions and a
+# C1-only JIT start answering in a fraction of the time that code generation and the optimising
+# JIT need to warm up, and one partition avoids scheduling empty tasks. Not for big data.
+SMALL_DATA_SPARK_CONF: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
 def spark_session(
     *,
     app_name: str = "loyal-engine",
@@ -50,6 +63,8 @@ def spark_session(
 
     Local mode binds to 127.0.0.1 unless ``SPARK_LOCAL_IP`` is set. ``warehouse_dir`` defaults
     to a fresh temporary directory so tables never land in the working directory.
+    ``extra_conf`` overrides any setting (e.g. ``SMALL_DATA_SPARK_CONF``). Java options only take
+    effect when this call starts the JVM.
     """
     try:
         from pyspark.sql import SparkSession

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,15 +74,19 @@ def import_file(
     rejects_file = rejects_path(path) if skip_invalid else None
     report: ImportReport | None = None
     try:
-        with transaction.atomic(), open_import(
-            path,
-            kind,
-            mapping=mapping,
-            encoding=encoding,
-            sheet=sheet,
-            date_format=date_format,
-            timezone=timezone,
-        ) as import_file_, _rejects(rejects_file) as rejects:
+        with (
+            transaction.atomic(),
+            open_import(
+                path,
+                kind,
+                mapping=mapping,
+                encoding=encoding,
+                sheet=sheet,
+                date_format=date_format,
+                timezone=timezone,
+            ) as import_file_,
+            _rejects(rejects_file) as rejects,
+        ):
             loader = Loader(kind, source=source, label=path.name)
             for batch in import_file_.batches():
                 rows_read += batch.valid.num_rows + batch.rejected.num_rows
@@ -122,10 +127,15 @@ def import_file(
                 action="import.{}".format(kind.name),
                 object_type="file",
                 object_id=path.name[:100],
-                details={"rows": rows_read, "rejected": len(rejected_rows), "created": result.created,
-                         "updated": result.updated, "also_created": result.also_created},
+                details={
+                    "rows": rows_read,
+                    "rejected": len(rejected_rows),
+                    "created": result.created,
+                    "updated": result.updated,
+                    "also_created": result.also_created,
+                },
             )
-            report = ImportReport(**{**report.__dict__, "result": result})
+            report = replace(report, result=result)
     except _Rollback:
         pass
     except ImportFileError as error:
@@ -166,7 +176,9 @@ def _kind(kind_name: str) -> kinds.Kind:
         return kinds.KINDS[kind_name]
     except KeyError:
         raise ImportRefused(
-            _("Unknown kind {kind!r}: use one of {choices}.").format(kind=kind_name, choices=", ".join(kinds.KINDS))
+            _("Unknown kind {kind!r}: use one of {choices}.").format(
+                kind=kind_name, choices=", ".join(kinds.KINDS)
+            )
         ) from None
 
 
