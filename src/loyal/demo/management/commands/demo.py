@@ -7,6 +7,7 @@ import sys
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
 from loyal.customers.models import Customer
@@ -18,6 +19,15 @@ from loyal.demo.services import (
     load_demo,
     wipe_records,
 )
+
+KIND_LABELS = {
+    "customers": gettext_lazy("customers"),
+    "orders": gettext_lazy("order lines"),
+    "subscriptions": gettext_lazy("subscriptions"),
+    "events": gettext_lazy("behaviour events"),
+    "interactions": gettext_lazy("interactions"),
+    "consents": gettext_lazy("consents"),
+}
 
 
 class Command(BaseCommand):
@@ -72,7 +82,9 @@ class Command(BaseCommand):
                 loaded = load_demo(
                     options["customers"], seed=options["seed"], on_customers=bar.update
                 )
-            counts = ", ".join("{} {}".format(n, kind) for kind, n in loaded.rows.items())
+            counts = _("; ").join(
+                "{}: {:,}".format(KIND_LABELS.get(kind, kind), n) for kind, n in loaded.rows.items()
+            )
             self.stdout.write(
                 _("Loaded in {s:.1f} s: {counts}.").format(s=loaded.seconds, counts=counts)
             )
