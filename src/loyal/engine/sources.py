@@ -125,3 +125,16 @@ def sources_from_arrow(tables: dict[str, pa.Table], backend: ibis.BaseBackend) -
         table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
         registered[name] = backend.create_table(f"loyal_{name}", table, overwrite=True)
     return Sources(**registered)
+
+
+def sources_from_parquet(paths: dict[str, str], backend: ibis.BaseBackend) -> Sources:
+    """Open Parquet files (one per source name) on ``backend`` without loading them into memory.
+
+    DuckDB and Spark read Parquet lazily, so an analysis can run over more data than fits in
+    memory. Every source must be present (an empty file for an empty table).
+    """
+    opened = {}
+    for name, schema in SCHEMAS.items():
+        table = backend.read_parquet(paths[name], table_name="loyal_{}".format(name))
+        opened[name] = table.select(schema.names)
+    return Sources(**opened)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,12 +20,15 @@ from loyal.accounts.models import AuditEntry
 from loyal.engine.execution import duckdb_backend
 from loyal.engine.run import EngineResults, run_all
 from loyal.engine.settings import EngineSettings
-from loyal.engine.sources import sources_from_arrow
+from loyal.engine.sources import sources_from_parquet
 from loyal.imports.staging import StageColumn, StagingTable, execute, vendor
 from loyal.insights.models import AnalysisRun, KpiSnapshot
-from loyal.insights.sources import read_records
+from loyal.insights.sources import snapshot_records
 
 Progress = Callable[[str, int, int], None]
+
+# DuckDB's memory budget for one analysis; past it, it spills to disk (LOYAL_ANALYSIS_MEMORY).
+MEMORY_LIMIT = os.environ.get("LOYAL_ANALYSIS_MEMORY", "2GB")
 
 # Chart tables keep at most this many rows when stored (the Pareto curve has one per customer).
 MAX_CHART_ROWS = 1000
@@ -61,9 +68,13 @@ def run_analysis(
     started = time.perf_counter()
     run = AnalysisRun.objects.create(as_of=as_of, engine="duckdb")
     try:
-        tables = read_records()
-        sources = sources_from_arrow(tables, duckdb_backend())
-        results = run_all(sources, as_of, settings, progress=progress)
+        with tempfile.TemporaryDirectory(prefix="analysis-", dir=_work_dir()) as work:
+            paths = snapshot_records(Path(work) / "records")
+            backend = duckdb_backend(threads=os.cpu_count(), memory_limit=MEMORY_LIMIT)
+            # DuckDB spills to disk past its memory limit, beside the snapshot.
+            backend.raw_sql("SET temp_directory = '{}'".format(Path(work) / "spill"))
+            sources = sources_from_parquet(paths, backend)
+            results = run_all(sources, as_of, settings, progress=progress)
         with transaction.atomic():
             changes = _store_scores(run, results)
             KpiSnapshot.objects.bulk_create(
@@ -192,3 +203,9 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _work_dir() -> Path:
+    path = Path(django_settings.DATA_DIR) / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,15 +1,21 @@
-"""The records as Arrow tables with the engine's schemas (``loyal.engine.sources.SCHEMAS``).
+"""The records as Arrow with the engine's schemas (``loyal.engine.sources.SCHEMAS``).
 
 Reads go through ADBC (no row-by-row Python): the SQLite file or the PostgreSQL database that
-Django uses, on a connection of their own. DuckDB then computes on the Arrow tables in-process.
+Django uses, on a connection of their own. ``snapshot_records`` streams each table to a Parquet
+file batch by batch, so memory stays flat however many events there are; DuckDB (or Spark) then
+computes over the files. ``read_records`` gives small record sets as in-memory Arrow tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from django.conf import settings
 
 from loyal.engine.sources import SCHEMAS
@@ -100,10 +106,43 @@ _QUERIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
-def read_records(
-    names: tuple[str, ...] = tuple(SCHEMAS), on_table: Callable[[str], None] | None = None
-) -> dict[str, pa.Table]:
+def read_records(names: tuple[str, ...] = tuple(SCHEMAS)) -> dict[str, pa.Table]:
     """The records as Arrow tables with the engine's schemas, read from Django's database."""
+    tables = {}
+    with _connect() as (connection, build):
+        cursor = connection.cursor()
+        for name in names:
+            cursor.execute(build(name))
+            tables[name] = _conform(cursor.fetch_arrow_table(), SCHEMAS[name])
+        cursor.close()
+    return tables
+
+
+def snapshot_records(
+    directory: Path, on_table: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """Stream every engine table to ``directory/NAME.parquet``; returns the paths by name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    with _connect() as (connection, build):
+        cursor = connection.cursor()
+        for name, schema in SCHEMAS.items():
+            path = directory / "{}.parquet".format(name)
+            cursor.execute(build(name))
+            reader = cursor.fetch_record_batch()
+            with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_table(_conform(pa.Table.from_batches([batch]), schema))
+            paths[name] = str(path)
+            if on_table is not None:
+                on_table(name)
+        cursor.close()
+    return paths
+
+
+@contextmanager
+def _connect() -> Iterator[tuple[Any, Callable[[str], str]]]:
+    """An ADBC connection to Django's database, and the query builder for its dialect."""
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         import adbc_driver_sqlite.dbapi as adbc
@@ -119,18 +158,10 @@ def read_records(
         raise RuntimeError(
             "Loyal reads records from SQLite or PostgreSQL, not {}.".format(database["ENGINE"])
         )
-    tables = {}
     try:
-        cursor = connection.cursor()
-        for name in names:
-            cursor.execute(build(name))
-            tables[name] = _conform(cursor.fetch_arrow_table(), SCHEMAS[name])
-            if on_table is not None:
-                on_table(name)
-        cursor.close()
+        yield connection, build
     finally:
         connection.close()
-    return tables
 
 
 def _select_list(name: str, cast: Callable[[str, pa.DataType], str]) -> str:
