@@ -48,12 +48,23 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     late = [hazard[m] for m in range(7, 19) if m in hazard]
     assert sum(early) / len(early) > sum(late) / len(late)
 
+    # Predictions are stored with the scores: BTYD for buyers, the classifier for subscribers.
+    scored = CustomerScore.objects.exclude(p_alive=None)
+    assert scored.count() > 1000 and scored.filter(clv__gt=0).exists()
+    assert CustomerScore.objects.exclude(churn_probability=None).exists()
+    assert CustomerScore.objects.exclude(reasons=[]).exists()
+    assert set(CustomerScore.objects.values_list("next_action", flat=True)) >= {"leave_alone", "nurture"}
+    assert {"btyd", "churn"} <= set(run.fitted_models)
+    assert 0.5 < run.fitted_models["churn"]["auc"] <= 1
+    assert KpiSnapshot.objects.filter(run=run, kpi="customer_equity", value__gt=0).exists()
+
     output = tmp_path / "report.html"
     call_command("report", "--output", str(output), "--language", "zh-hans")
     text = output.read_text(encoding="utf-8")
     assert text.count('class="plotly-graph-div"') >= 9
     assert "cdn" not in text.split("<script>", 1)[0].lower()  # Plotly is inlined, no CDN
-    assert "Loyal" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Loyal" in printed and "AUC" in printed and "BG/NBD" in printed
 
     call_command("analyze", "--as-of", "2026-10-01")
     assert len(kpi_history("churn_rate_absolute")) == 2

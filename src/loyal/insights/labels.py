@@ -62,6 +62,24 @@ KPIS = {
     "profit": _("Profit (all time)"),
     "churn_window_days": _("Churn window (days)"),
     "kpi_period_days": _("KPI period (days)"),
+    "customer_equity": _("Customer equity (12-month CLV)"),
+    "btyd_log_likelihood": _("BG/NBD log-likelihood"),
+    "btyd_holdout_mae": _("BG/NBD holdout MAE"),
+    "btyd_holdout_actual": _("Holdout repeat purchases (actual)"),
+    "btyd_holdout_predicted": _("Holdout repeat purchases (predicted)"),
+    "churn_model_auc": _("Churn classifier AUC"),
+    "churn_model_lift": _("Churn classifier top-decile lift"),
+    "churn_model_brier": _("Churn classifier Brier score"),
+}
+
+ACTIONS = {
+    "retain_call": _("Call to retain"),
+    "win_back": _("Win back"),
+    "cross_sell": _("Cross-sell"),
+    "up_sell": _("Up-sell"),
+    "value_added_service": _("Value-added service"),
+    "nurture": _("Nurture"),
+    "leave_alone": _("Leave alone"),
 }
 
 # KPIs shown as percentages.

@@ -31,6 +31,9 @@ class AnalysisRun(models.Model):
     settings = models.JSONField(_("settings"), default=dict)
     # Chart tables by name, each a list of rows: small by construction (periods, classes, cells).
     charts = models.JSONField(_("charts"), default=dict)
+    # The fitted models: BTYD parameters, standard errors, log-likelihood and holdout check; the
+    # churn classifier's back-test (AUC, lift, Brier).
+    fitted_models = models.JSONField(_("fitted models"), default=dict)
     customers = models.PositiveIntegerField(_("customers scored"), default=0)
     seconds = models.FloatField(_("seconds"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
@@ -85,6 +88,17 @@ class CustomerScore(models.Model):
     profit = models.FloatField(_("profit"), default=0)
     abc_class = models.CharField(_("ABC class"), max_length=1, blank=True, db_index=True)
     return_class = models.CharField(_("return class"), max_length=10, blank=True, db_index=True)
+    # Predictions (null where a model does not apply or had too little data).
+    p_alive = models.FloatField(_("probability still a customer"), null=True)
+    expected_purchases = models.FloatField(_("expected purchases (90 days)"), null=True)
+    expected_spend = models.FloatField(_("expected spend per purchase"), null=True)
+    clv = models.FloatField(_("customer lifetime value (12 months)"), null=True)
+    churn_probability = models.FloatField(_("churn probability (60 days)"), null=True)
+    # Why the churn risk is up: [{"code": ..., "params": {...}}], strongest first.
+    reasons = models.JSONField(_("churn reasons"), default=list, blank=True)
+    next_action = models.CharField(_("next best action"), max_length=30, blank=True, db_index=True)
+    action_priority = models.FloatField(_("action priority"), null=True)
+    suggestion = models.CharField(_("top suggestion"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("customer score")

@@ -31,6 +31,7 @@ HEADLINE_KPIS = (
     "net_revenue_retention",
     "revenue",
     "profit",
+    "customer_equity",
 )
 
 
@@ -251,6 +252,132 @@ def lifecycle_counts(rows: list[dict[str, Any]]) -> go.Figure:
     )
 
 
+def btyd_tracking(rows: list[dict[str, Any]]) -> go.Figure:
+    fig = go.Figure()
+    weeks = [r["period"] for r in rows]
+    fig.add_scatter(x=weeks, y=[r["actual_cumulative"] for r in rows], name=_("Actual"))
+    fig.add_scatter(
+        x=weeks,
+        y=[r["predicted_cumulative"] for r in rows],
+        name=_("BG/NBD"),
+        line={"dash": "dash"},
+    )
+    return _layout(
+        fig,
+        _("Tracking: cumulative repeat purchases, actual and predicted"),
+        _("Week"),
+        _("Repeat purchases"),
+    )
+
+
+def churn_calibration(rows: list[dict[str, Any]]) -> go.Figure:
+    fig = go.Figure()
+    fig.add_bar(
+        x=[r["decile"] for r in rows],
+        y=[r["observed_rate"] for r in rows],
+        name=_("Observed churn"),
+    )
+    fig.add_scatter(
+        x=[r["decile"] for r in rows], y=[r["mean_predicted"] for r in rows], name=_("Predicted")
+    )
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(
+        fig,
+        _("Churn classifier back-test: predicted and observed churn by risk decile"),
+        _("Risk decile (10 = highest)"),
+        _("Churn within the horizon"),
+    )
+
+
+def why_customers_leave(drivers: list[dict[str, Any]], stated: list[dict[str, Any]]) -> go.Figure:
+    """Measured drivers (left) beside what customers said (right)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            _("Measured: what moves churn risk"),
+            _("Stated: cancellation reasons and complaints"),
+        ),
+    )
+    ordered = sorted(drivers, key=lambda r: r["importance"])
+    fig.add_bar(
+        x=[r["importance"] for r in ordered],
+        y=[r["driver"] for r in ordered],
+        orientation="h",
+        name=_("Importance (AUC drop)"),
+        row=1,
+        col=1,
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for r in stated:
+        totals["{}: {}".format(r["source"], r["reason"])] += r["count"] or 0
+    items = sorted(totals.items(), key=lambda item: item[1])
+    fig.add_bar(
+        x=[n for _k, n in items],
+        y=[k for k, _n in items],
+        orientation="h",
+        name=_("Count"),
+        row=1,
+        col=2,
+    )
+    fig.update_layout(showlegend=False)
+    return _layout(fig, _("Why customers leave"))
+
+
+def action_summary(rows: list[dict[str, Any]]) -> go.Figure:
+    rows = sorted(rows, key=lambda r: -r["customers"])
+    fig = go.Figure(
+        go.Bar(
+            x=[str(labels.ACTIONS.get(r["action"], r["action"])) for r in rows],
+            y=[r["customers"] for r in rows],
+        )
+    )
+    return _layout(fig, _("Next best action: customers per action"), "", _("Customers"))
+
+
+def models_summary(run: AnalysisRun) -> list[tuple[str, str]]:
+    """(label, value) lines describing the fitted models and how well they did."""
+    lines: list[tuple[str, str]] = []
+    fitted = run.fitted_models or {}
+    btyd = fitted.get("btyd")
+    if btyd:
+        params = ", ".join("{} {:.4g}".format(k, v) for k, v in btyd["params"].items())
+        lines.append((_("BG/NBD parameters"), params))
+        lines.append((_("BG/NBD log-likelihood"), "{:,.2f}".format(btyd["log_likelihood"])))
+        holdout = btyd.get("holdout") or {}
+        if "mae" in holdout:
+            lines.append(
+                (
+                    _("Holdout of {days:.0f} days").format(days=holdout["days"]),
+                    _(
+                        "predicted {predicted:,.0f} repeat purchases, actual {actual:,.0f}; MAE per customer {mae:.3f}"
+                    ).format(
+                        predicted=holdout["total_predicted"],
+                        actual=holdout["total_actual"],
+                        mae=holdout["mae"],
+                    ),
+                )
+            )
+    churn = fitted.get("churn")
+    if churn:
+        lines.append(
+            (
+                _("Churn classifier back-test"),
+                _(
+                    "AUC {auc:.3f}, top-decile lift {lift:.2f}, Brier {brier:.3f} ({rows} subscribers tested)"
+                ).format(
+                    auc=churn["auc"],
+                    lift=churn["top_decile_lift"],
+                    brier=churn["brier"],
+                    rows=churn["test_rows"],
+                ),
+            )
+        )
+    return lines
+
+
 def _class_table(rows: list[dict[str, Any]], key: str, names: dict) -> str:
     head = [
         _("Class"),
@@ -290,6 +417,16 @@ def render(run: AnalysisRun, language: str) -> str:
         rfm_map(charts["rfm_grid"]),
         lifecycle_counts(charts["lifecycle_counts"]),
     ]
+    if charts.get("btyd_tracking"):
+        figures.append(btyd_tracking(charts["btyd_tracking"]))
+    if charts.get("churn_calibration"):
+        figures.append(churn_calibration(charts["churn_calibration"]))
+    if charts.get("churn_drivers") or charts.get("stated_reasons"):
+        figures.append(
+            why_customers_leave(charts.get("churn_drivers", []), charts.get("stated_reasons", []))
+        )
+    if charts.get("actions"):
+        figures.append(action_summary(charts["actions"]))
     kpis = "".join(
         '<div class="kpi"><div class="value">{}</div><div class="label">{}</div></div>'.format(
             html.escape(value), html.escape(name)
@@ -308,6 +445,12 @@ def render(run: AnalysisRun, language: str) -> str:
         html.escape(_("Return classes")),
         _class_table(charts["return_summary"], "return_class", labels.RETURN_CLASSES),
     )
+    models = "".join(
+        "<tr><td>{}</td><td>{}</td></tr>".format(html.escape(name), html.escape(value))
+        for name, value in models_summary(run)
+    )
+    if models:
+        tables += "<h2>{}</h2><table>{}</table>".format(html.escape(_("Predictive models")), models)
     title = _("Loyal report as of {date}").format(date=run.as_of.date().isoformat())
     return _PAGE.format(
         language=html.escape(language),

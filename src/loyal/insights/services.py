@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import tempfile
@@ -12,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
 from loyal.accounts.models import AuditEntry
 from loyal.engine.execution import duckdb_backend
-from loyal.engine.run import EngineResults, run_all
+from loyal.engine.predict import Analysis, analyse
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import sources_from_parquet
-from loyal.imports.staging import StageColumn, StagingTable, execute, vendor
+from loyal.imports.staging import StageColumn, StagingTable, execute, json_value, vendor
 from loyal.insights.models import AnalysisRun, KpiSnapshot
 from loyal.insights.sources import snapshot_records
 
@@ -50,7 +52,34 @@ _SCORE_COLUMNS = (
     ("profit", "number"),
     ("abc_class", "text"),
     ("return_class", "text"),
+    ("p_alive", "number"),
+    ("expected_purchases", "number"),
+    ("expected_spend", "number"),
+    ("clv", "number"),
+    ("churn_probability", "number"),
+    ("reasons", "text"),
+    ("next_action", "text"),
+    ("action_priority", "number"),
+    ("suggestion", "text"),
 )
+# The columns above that come from the engine's per-customer table.
+_ENGINE_COLUMNS = {
+    "customer_id",
+    "stage",
+    "churned",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "margin",
+    "cost_to_serve",
+    "profit",
+    "abc_class",
+    "return_class",
+}
 
 
 def run_analysis(
@@ -74,16 +103,19 @@ def run_analysis(
             # DuckDB spills to disk past its memory limit, beside the snapshot.
             backend.raw_sql("SET temp_directory = '{}'".format(Path(work) / "spill"))
             sources = sources_from_parquet(paths, backend)
-            results = run_all(sources, as_of, settings, progress=progress)
+            analysis = analyse(sources, as_of, settings, progress=progress)
+        results = analysis.results
         with transaction.atomic():
-            changes = _store_scores(run, results)
+            changes = _store_scores(run, results.as_of, _score_table(analysis))
             KpiSnapshot.objects.bulk_create(
                 KpiSnapshot(run=run, as_of=as_of, kpi=name, value=_number(value))
-                for name, value in results.kpis.items()
+                for name, value in _kpis(analysis).items()
             )
             run.charts = {
-                name: _rows(table, thin=name == "pareto") for name, table in results.charts.items()
+                name: _rows(table, thin=name == "pareto")
+                for name, table in _charts(analysis).items()
             }
+            run.fitted_models = _json_safe(_fitted_models(analysis))
             run.settings = _json_safe(results.settings.__dict__)
             run.customers = results.customers.num_rows
             run.status = AnalysisRun.Status.DONE
@@ -109,15 +141,130 @@ def run_analysis(
     return run
 
 
-def _store_scores(run: AnalysisRun, results: EngineResults) -> int:
+def _score_table(analysis: Analysis) -> pa.Table:
+    """One row per customer: the engine's per-customer table with every prediction joined on."""
+    table = analysis.results.customers.select(
+        [n for n, _ in _SCORE_COLUMNS if n in _ENGINE_COLUMNS]
+    )
+    if analysis.btyd is not None:
+        table = table.join(analysis.btyd.scores, "customer_id", join_type="left outer")
+    if analysis.churn is not None:
+        table = table.join(analysis.churn.scores, "customer_id", join_type="left outer")
+        table = table.join(
+            _reasons_json(analysis.churn.reasons), "customer_id", join_type="left outer"
+        )
+    actions = analysis.actions.select(["customer_id", "action", "priority"]).rename_columns(
+        ["customer_id", "next_action", "action_priority"]
+    )
+    table = table.join(actions, "customer_id", join_type="left outer")
+    table = table.join(_top_suggestion(analysis.suggestions), "customer_id", join_type="left outer")
+    columns = {}
+    for name, sql_type in _SCORE_COLUMNS:
+        if name in table.column_names:
+            columns[name] = table.column(name)
+        else:
+            columns[name] = pa.nulls(
+                table.num_rows, pa.string() if sql_type == "text" else pa.float64()
+            )
+    return pa.table(columns)
+
+
+def _reasons_json(reasons: pa.Table) -> pa.Table:
+    """customer_id, reasons: the ranked reasons of each customer as one JSON list."""
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for row in reasons.sort_by([("customer_id", "ascending"), ("rank", "ascending")]).to_pylist():
+        grouped.setdefault(row["customer_id"], []).append(
+            {"code": row["code"], "params": json.loads(row["params"])}
+        )
+    return pa.table(
+        {
+            "customer_id": pa.array(list(grouped), pa.int64()),
+            "reasons": pa.array(
+                [json.dumps(found, ensure_ascii=False) for found in grouped.values()], pa.string()
+            ),
+        }
+    )
+
+
+def _top_suggestion(suggestions: pa.Table) -> pa.Table:
+    """customer_id, suggestion: the best-ranked suggestion, as "cross_sell: SKU" or a category."""
+    best: dict[int, tuple[float, str]] = {}
+    for row in suggestions.to_pylist():
+        item = row["sku"] or row["category"] or ""
+        text = "{}: {}".format(row["kind"], item)[:200]
+        current = best.get(row["customer_id"])
+        if current is None or row["score"] > current[0]:
+            best[row["customer_id"]] = (row["score"], text)
+    return pa.table(
+        {
+            "customer_id": pa.array(list(best), pa.int64()),
+            "suggestion": pa.array([text for _score, text in best.values()], pa.string()),
+        }
+    )
+
+
+def _kpis(analysis: Analysis) -> dict[str, Any]:
+    kpis = dict(analysis.results.kpis)
+    if analysis.btyd is not None:
+        kpis["customer_equity"] = analysis.btyd.customer_equity
+        kpis["btyd_log_likelihood"] = analysis.btyd.log_likelihood
+        kpis["btyd_holdout_mae"] = analysis.btyd.holdout.get("mae")
+        kpis["btyd_holdout_actual"] = analysis.btyd.holdout.get("total_actual")
+        kpis["btyd_holdout_predicted"] = analysis.btyd.holdout.get("total_predicted")
+    if analysis.churn is not None:
+        kpis["churn_model_auc"] = analysis.churn.backtest["auc"]
+        kpis["churn_model_lift"] = analysis.churn.backtest["top_decile_lift"]
+        kpis["churn_model_brier"] = analysis.churn.backtest["brier"]
+    return kpis
+
+
+def _charts(analysis: Analysis) -> dict[str, pa.Table]:
+    charts = dict(analysis.results.charts)
+    if analysis.btyd is not None:
+        charts["btyd_tracking"] = analysis.btyd.tracking
+    if analysis.churn is not None:
+        charts["churn_calibration"] = analysis.churn.calibration
+        charts["churn_drivers"] = analysis.churn.drivers
+    charts["stated_reasons"] = analysis.stated_reasons
+    charts["actions"] = _action_summary(analysis.actions)
+    return charts
+
+
+def _action_summary(actions: pa.Table) -> pa.Table:
+    counts = pc.value_counts(actions.column("action")).to_pylist()
+    return pa.table(
+        {
+            "action": pa.array([c["values"] for c in counts], pa.string()),
+            "customers": pa.array([c["counts"] for c in counts], pa.int64()),
+        }
+    )
+
+
+def _fitted_models(analysis: Analysis) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    if analysis.btyd is not None:
+        fitted = analysis.btyd
+        models["btyd"] = {
+            "model": "BG/NBD + Gamma-Gamma (days)",
+            "params": fitted.params,
+            "standard_errors": fitted.standard_errors,
+            "log_likelihood": fitted.log_likelihood,
+            "spend_params": fitted.spend_params,
+            "holdout": fitted.holdout,
+        }
+    if analysis.churn is not None:
+        models["churn"] = analysis.churn.backtest
+    return models
+
+
+def _store_scores(run: AnalysisRun, as_of: dt.datetime, customers: pa.Table) -> int:
     """Upsert every customer's score and write stage changes; returns the number of changes."""
-    customers = results.customers
     stage = StagingTable(
         "loyal_stage_scores", [StageColumn(n, t) for n, t in _SCORE_COLUMNS], [("customer_id",)]
     )
     try:
         stage.append(customers.select([n for n, _ in _SCORE_COLUMNS]))
-        as_of = _db_datetime(results.as_of)
+        as_of = _db_datetime(as_of)
         names = [n for n, _ in _SCORE_COLUMNS if n != "customer_id"]
         defaults = {
             "frequency": "0",
@@ -128,7 +275,9 @@ def _store_scores(run: AnalysisRun, results: EngineResults) -> int:
             "churned": _false(),
         }
         values = [
-            "COALESCE(s.{}, {})".format(n, defaults[n])
+            json_value("COALESCE(s.reasons, '[]')")
+            if n == "reasons"
+            else "COALESCE(s.{}, {})".format(n, defaults[n])
             if n in defaults
             else ("COALESCE(s.{}, '')".format(n) if t == "text" else "s." + n)
             for n, t in _SCORE_COLUMNS

@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from loyal.config.checks import ensure_migrated
-from loyal.insights.report import headline, render
+from loyal.insights.report import headline, models_summary, render
 from loyal.insights.selectors import latest_run
 
 
@@ -42,6 +42,8 @@ class Command(BaseCommand):
             width = max(len(name) for name, _value in rows)
             for name, value in rows:
                 self.stdout.write("  {}  {}".format(name.ljust(width), value))
+            for name, value in models_summary(run):
+                self.stdout.write("  {}: {}".format(name, value))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(run, options["language"]), encoding="utf-8")
             self.stdout.write(_("Report with charts: {path}").format(path=path))
