@@ -128,6 +128,18 @@ def to_pandas(expr: ir.Expr) -> pd.DataFrame:
     return to_arrow(expr).to_pandas()
 
 
+def cache(expr: ir.Table) -> ir.Table:
+    """Materialise ``expr`` on its backend (a temporary table on DuckDB, a persisted DataFrame on
+    Spark) so several analyses can read it without recomputing it; ``release()`` it when done."""
+    backend = expr._find_backend(use_default=True)
+    # Ibis' PySpark cache compiles the query without first registering the in-memory tables it
+    # reads (as executing does): register them here.
+    register = getattr(backend, "_run_pre_execute_hooks", None)
+    if register is not None:
+        register(expr)
+    return expr.cache()
+
+
 def to_scalar(expr: ir.Scalar) -> Any:
     """Execute a scalar expression and return its value as a Python object (None for null)."""
     table = to_arrow(expr)

@@ -141,7 +141,10 @@ class EngineSettings:
         )
         for name in ("kpi_period_days", "trend_periods", "wau_days", "mau_days", "cohort_periods"):
             value = getattr(self, name)
-            check(isinstance(value, int) and value > 0, f"{name} must be a positive int, got {value!r}")
+            check(
+                isinstance(value, int) and value > 0,
+                f"{name} must be a positive int, got {value!r}",
+            )
         check(
             self.trend_freq in FREQUENCIES,
             f"trend_freq must be one of {FREQUENCIES}, got {self.trend_freq!r}",

@@ -1,0 +1,363 @@
+"""The retention analytics at scale: ``run_all`` on DuckDB from Parquet, measured in one run.
+
+    .venv/bin/python benchmarks/engine.py                        # 1,000,000 customers
+    .venv/bin/python benchmarks/engine.py --customers 50000      # smoke size
+    .venv/bin/python benchmarks/engine.py --skip-lifetimes       # no pandas summary peer
+
+The data set (seeded NumPy, written once as Parquet under ``benchmarks/.work/engine-v3-<n>/`` and
+reused) has 1,000,000 customers: 70 % buyers with about 11 orders each in the two years (~8,000,000 orders), 10 %
+subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events and one service contact per
+customer on average, over 2023-2024; ``as_of`` is 2025-01-01.
+
+Each job runs in its own child process on DuckDB limited to ``--threads`` (2) threads; the parent
+reads the child's peak resident memory (``ru_maxrss`` from ``wait4``). Jobs:
+
+- ``run_all``: every retention analysis (``loyal.engine.run.run_all``, no predictive models), the
+  Parquet files read in place; per-step times are printed;
+- ``loyal_summary``: ``loyal.engine.summary.customer_summary`` (daily periods) of the paid
+  orders, executed to Arrow, when that module exists;
+- ``lifetimes_summary``: lifetimes' ``summary_data_from_transaction_data`` on the same orders
+  (read to pandas first; the read is not timed).
+
+Aims: ``run_all`` under 15 s on 2 cores and under 2 GiB peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+AS_OF = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+SEED = 20240601
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def generate(customers: int, out: Path) -> None:
+    """Write the seeded data set as one Parquet file per source table."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from loyal.engine.sources import SCHEMAS
+
+    rng = np.random.default_rng(SEED)
+    out.mkdir(parents=True, exist_ok=True)
+    span = (AS_OF - START).total_seconds()
+    start_us = int(START.timestamp() * 1e6)
+
+    def ts(seconds: np.ndarray) -> pa.Array:
+        return pa.array((start_us + seconds * 1e6).astype("int64"), pa.timestamp("us", tz="UTC"))
+
+    ids = np.arange(1, customers + 1, dtype=np.int64)
+    joined = rng.uniform(0, span * 0.9, customers)
+    kind = rng.choice(3, size=customers, p=[0.7, 0.1, 0.2])  # buyer, subscriber, prospect
+    channels = np.array(["web", "store", "referral", "ads"], dtype=object)
+    cities = np.array(["上海", "北京", "广州", "深圳", "杭州"], dtype=object)
+    customers_table = pa.table(
+        {
+            "customer_id": ids,
+            "external_id": pa.array([f"C{i}" for i in ids]),
+            "name": pa.nulls(customers, pa.string()),
+            "stage": pa.nulls(customers, pa.string()),
+            "joined_at": ts(joined),
+            "acquisition_source": pa.nulls(customers, pa.string()),
+            "acquisition_channel": pa.array(channels[rng.integers(0, 4, customers)]),
+            "city": pa.array(cities[rng.integers(0, 5, customers)]),
+            "birthday": pa.nulls(customers, pa.date32()),
+            "owner_id": pa.nulls(customers, pa.int64()),
+        },
+        schema=SCHEMAS["customers"],
+    )
+    pq.write_table(customers_table, out / "customers.parquet")
+
+    # Orders: each buyer buys at a personal rate for a personal lifetime, from joining on.
+    buyers = np.flatnonzero(kind == 0)
+    counts = rng.negative_binomial(2, 2 / 21.5, buyers.size) + 1  # mean 20.5, ~60 % in span
+    owner = np.repeat(buyers, counts)
+    mean_gap = np.repeat(rng.gamma(2.0, 20.0, buyers.size) * 86_400, counts)
+    gaps = rng.exponential(1.0, owner.size) * mean_gap
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    csum = np.cumsum(gaps)
+    at = np.repeat(joined[buyers], counts) + csum - np.repeat(csum[first] - gaps[first], counts)
+    keep = at < span
+    owner, at = owner[keep], at[keep]
+    n = owner.size
+    revenue = np.round(rng.gamma(2.0, 60.0, n), 2)
+    status = np.where(
+        rng.random(n) < 0.95, "paid", np.where(rng.random(n) < 0.5, "refunded", "cancelled")
+    )
+    orders = pa.table(
+        {
+            "order_id": np.arange(1, n + 1, dtype=np.int64),
+            "customer_id": ids[owner],
+            "ordered_at": ts(at),
+            "status": pa.array(status.astype(object)),
+            "channel": pa.array(channels[rng.integers(0, 2, n)]),
+            "revenue": revenue,
+            "cost": np.round(revenue * rng.uniform(0.4, 0.8, n), 2),
+        },
+        schema=SCHEMAS["orders"],
+    )
+    pq.write_table(orders, out / "orders.parquet", row_group_size=1_000_000)
+    pq.write_table(SCHEMAS["order_lines"].empty_table(), out / "order_lines.parquet")
+
+    # Subscriptions: 1-3 consecutive ones with gaps of 0-60 days; the last may still run.
+    subs = np.flatnonzero(kind == 1)
+    k = rng.integers(1, 4, subs.size)
+    owner = np.repeat(subs, k)
+    length = rng.exponential(240, owner.size) * 86_400
+    pause = rng.uniform(0, 60, owner.size) * 86_400
+    sfirst = np.r_[0, np.cumsum(k)[:-1]]
+    spans = length + pause
+    before = np.cumsum(spans) - spans  # everything before each subscription, all customers
+    began = np.repeat(joined[subs], k) + before - np.repeat(before[sfirst], k)
+    ended = began + length
+    keep = began < span
+    owner, began, ended = owner[keep], began[keep], ended[keep]
+    m = owner.size
+    monthly = rng.choice([9.0, 19.0, 49.0, 99.0], m)
+    ended_arr = ts(ended)
+    ended_arr = pc.if_else(pa.array(ended < span), ended_arr, pa.nulls(m, ended_arr.type))
+    subscriptions = pa.table(
+        {
+            "subscription_id": np.arange(1, m + 1, dtype=np.int64),
+            "customer_id": ids[owner],
+            "plan": pa.array(np.char.add("plan", monthly.astype(int).astype(str)).astype(object)),
+            "amount": monthly,
+            "period": pa.array(np.full(m, "month", dtype=object)),
+            "monthly_amount": monthly,
+            "started_at": ts(began),
+            "ended_at": ended_arr,
+            "cancellation_reason": pa.nulls(m, pa.string()),
+        },
+        schema=SCHEMAS["subscriptions"],
+    )
+    pq.write_table(subscriptions, out / "subscriptions.parquet")
+
+    # Events: ~5 per customer, in sessions of a visitor, after joining.
+    e = customers * 5
+    owner = rng.integers(0, customers, e)
+    at = np.minimum(joined[owner] + rng.exponential(120, e) * 86_400, span - 1)
+    session = owner * 100 + rng.integers(0, 20, e)
+    events = pa.table(
+        {
+            "customer_id": ids[owner],
+            "occurred_at": ts(at),
+            "session_id": pa.array(session.astype(str).astype(object)),
+            "event_type": pa.array(np.where(rng.random(e) < 0.7, "view", "click").astype(object)),
+            "page": pa.nulls(e, pa.string()),
+            "dwell_seconds": np.round(rng.exponential(40, e), 1),
+        },
+        schema=SCHEMAS["events"],
+    )
+    pq.write_table(events, out / "events.parquet", row_group_size=1_000_000)
+
+    kinds = np.array(
+        ["call", "email", "chat", "visit", "note", "complaint", "sms", "wechat"], dtype=object
+    )
+    i = customers
+    owner = rng.integers(0, customers, i)
+    interactions = pa.table(
+        {
+            "interaction_id": np.arange(1, i + 1, dtype=np.int64),
+            "customer_id": ids[owner],
+            "occurred_at": ts(
+                np.minimum(joined[owner] + rng.exponential(200, i) * 86_400, span - 1)
+            ),
+            "kind": pa.array(kinds[rng.integers(0, kinds.size, i)]),
+            "direction": pa.array(np.full(i, "outbound", dtype=object)),
+            "outcome": pa.array(
+                np.where(rng.random(i) < 0.05, "compensated", "resolved").astype(object)
+            ),
+        },
+        schema=SCHEMAS["interactions"],
+    )
+    pq.write_table(interactions, out / "interactions.parquet")
+    (out / "done").write_text(json.dumps({"orders": n, "subscriptions": m, "events": e}))
+
+
+# --- jobs (each in a child process) -----------------------------------------------------------
+
+
+def _sources(data: Path, threads: int) -> Any:
+    from loyal.engine.execution import duckdb_backend
+    from loyal.engine.sources import SCHEMAS, Sources
+
+    con = duckdb_backend(threads=threads)
+    tables = {
+        name: con.read_parquet(str(data / f"{name}.parquet"), table_name=f"loyal_{name}")
+        for name in SCHEMAS
+    }
+    return Sources(**tables)
+
+
+def job_run_all(data: Path, threads: int) -> dict[str, Any]:
+    from loyal.engine.run import run_all
+
+    started = time.perf_counter()
+    sources = _sources(data, threads)
+    marks: list[tuple[str, float]] = []
+    result = run_all(
+        sources, AS_OF, progress=lambda name, i, n: marks.append((name, time.perf_counter()))
+    )
+    end = time.perf_counter()
+    steps = {
+        name: round(((marks[i + 1][1] if i + 1 < len(marks) else end) - at), 3)
+        for i, (name, at) in enumerate(marks)
+    }
+    return {
+        "seconds": round(end - started, 3),
+        "steps": steps,
+        "customers": result.customers.num_rows,
+        "churn_window_days": result.settings.churn_window_days,
+        "kpis": {
+            k: v
+            for k, v in result.kpis.items()
+            if k
+            in (
+                "customers",
+                "churn_rate_absolute",
+                "churn_rate_relative",
+                "repeat_purchase_rate",
+                "dau_mau",
+            )
+        },
+    }
+
+
+def job_loyal_summary(data: Path, threads: int) -> dict[str, Any]:
+    from loyal.engine.execution import to_arrow
+    from loyal.engine.summary import customer_summary
+
+    started = time.perf_counter()
+    sources = _sources(data, threads)
+    paid = sources.orders.filter(sources.orders.status == "paid")
+    table = to_arrow(customer_summary(paid, AS_OF, period="D"))
+    return {"seconds": round(time.perf_counter() - started, 3), "rows": table.num_rows}
+
+
+def job_lifetimes_summary(data: Path, threads: int) -> dict[str, Any]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    orders = pq.read_table(
+        data / "orders.parquet", columns=["customer_id", "ordered_at", "status", "revenue"]
+    )
+    orders = orders.filter(pc.equal(orders["status"], "paid")).drop(["status"])
+    frame = orders.to_pandas()
+    frame["ordered_at"] = frame["ordered_at"].dt.tz_localize(None)
+    started = time.perf_counter()
+    summary = summary_data_from_transaction_data(
+        frame,
+        "customer_id",
+        "ordered_at",
+        monetary_value_col="revenue",
+        observation_period_end=AS_OF.replace(tzinfo=None) - dt.timedelta(microseconds=1),
+        freq="D",
+    )
+    return {"seconds": round(time.perf_counter() - started, 3), "rows": len(summary)}
+
+
+JOBS = {
+    "run_all": job_run_all,
+    "loyal_summary": job_loyal_summary,
+    "lifetimes_summary": job_lifetimes_summary,
+}
+
+
+def run_child(job: str, data: Path, threads: int) -> dict[str, Any]:
+    """Run ``job`` in a child process; add its wall time and peak memory (MiB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--job", job, "--data", str(data), "--threads", str(threads)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"job {job} failed with status {status}")
+    result = json.loads(output.decode().strip().splitlines()[-1])
+    result["wall"] = round(time.perf_counter() - started, 3)
+    result["peak_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-lifetimes", action="store_true")
+    parser.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.job:
+        print(json.dumps(JOBS[args.job](args.data, args.threads)))
+        return
+    if args.generate:
+        generate(args.generate, args.data)
+        return
+
+    data = WORK / f"engine-v3-{args.customers}"
+    if not (data / "done").exists():
+        # In a child too: a parent that held the data would pass its peak memory on to the
+        # children it forks (Linux keeps ru_maxrss across fork and exec).
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, __file__, "--generate", str(args.customers), "--data", str(data)],
+            check=True,
+        )
+        print(f"generated {data} in {time.perf_counter() - started:.1f} s")
+    print("data:", (data / "done").read_text())
+
+    run = run_child("run_all", data, args.threads)
+    print(
+        f"run_all: {run['seconds']:.2f} s work, {run['wall']:.2f} s wall, "
+        f"peak {run['peak_mib']:.0f} MiB (aims: 15 s, 2048 MiB) -> "
+        f"time {run['seconds'] / 15:.2f}x of aim, memory {run['peak_mib'] / 2048:.2f}x of aim"
+    )
+    for name, seconds in sorted(run["steps"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:22s} {seconds:7.2f} s")
+    print("  churn window:", run["churn_window_days"], "days; KPIs:", run["kpis"])
+
+    try:
+        import loyal.engine.summary  # noqa: F401
+    except ImportError:
+        print("loyal.engine.summary not found: summary comparison skipped")
+        return
+    loyal = run_child("loyal_summary", data, args.threads)
+    print(
+        f"loyal customer_summary: {loyal['seconds']:.2f} s, peak {loyal['peak_mib']:.0f} MiB, "
+        f"{loyal['rows']} customers"
+    )
+    if not args.skip_lifetimes:
+        peer = run_child("lifetimes_summary", data, args.threads)
+        print(
+            f"lifetimes summary_data_from_transaction_data: {peer['seconds']:.2f} s, "
+            f"peak {peer['peak_mib']:.0f} MiB, {peer['rows']} customers"
+        )
+        print(
+            f"ratio lifetimes / loyal: time {peer['seconds'] / loyal['seconds']:.1f}x, "
+            f"memory {peer['peak_mib'] / loyal['peak_mib']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Lifecycle (R1): every customer's stage as of a date, stage changes, PostHog-style counts.
+
+Stages, from behaviour before ``as_of`` (coverage and spells as in ``metrics``), first match:
+
+1. prospect: never bought nor subscribed; the imported stages ``potential_intent`` and
+   ``intent`` are kept for such customers, since behaviour cannot tell them apart;
+2. churned: no longer covered (no paid order within the churn window, or every subscription
+   ended and the grace period passed without renewal), or P(alive) below
+   ``p_alive_churn_threshold`` when a P(alive) table is given;
+3. at_risk: order-based customers whose last paid order is more than ``at_risk_fraction`` of
+   the churn window ago; subscription customers whose subscriptions have all ended but are
+   still inside the grace period; or P(alive) below ``p_alive_at_risk_threshold``;
+4. won_back: covered again after having been churned (the current spell is not the first) and
+   the comeback began within the last churn window; after that they are customers again;
+5. customer: everyone else who bought.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from loyal.engine.common import (
+    DAY,
+    complete_periods,
+    count_if,
+    epoch,
+    paid_orders,
+    period_index,
+    period_index_of,
+    seconds,
+    utc,
+)
+from loyal.engine.metrics import activity_spells, churn_window
+from loyal.engine.settings import EngineSettings
+from loyal.engine.sources import Sources
+
+STAGES = ("prospect", "potential_intent", "intent", "customer", "at_risk", "churned", "won_back")
+_KEPT_PROSPECT_STAGES = ("potential_intent", "intent")
+
+
+def customer_stages(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    p_alive: ir.Table | None = None,
+    *,
+    spells: ir.Table | None = None,
+) -> ir.Table:
+    """The stage of every customer (of ``sources.customers`` or with activity) as of ``as_of``.
+
+    Columns: customer_id, stage, basis (subscription, purchase or null), active (covered at
+    as_of), churned (stage == 'churned'), days_since_last_order (null without paid orders),
+    spells (number of coverage spells so far). ``spells``: a shared
+    ``metrics.activity_spells`` (built here when None).
+    """
+    as_of = utc(as_of)
+    t = epoch(as_of)
+    window_s = churn_window(settings) * DAY
+    if spells is None:
+        spells = activity_spells(sources, as_of, settings)
+    covering = (spells.start_s <= t) & (t < spells.reach_s)
+    summary = spells.group_by(["customer_id", "basis"]).aggregate(
+        spells=spells.spell_no.max(),
+        active=count_if(covering) > 0,
+        current_no=ibis.cases((covering, spells.spell_no)).max(),
+        current_start_s=ibis.cases((covering, spells.start_s)).max(),
+        current_last_s=ibis.cases((covering, spells.last_s)).max(),
+        current_open=count_if(covering & spells.last_s.isnull()) > 0,
+    )
+    paid = paid_orders(sources.orders, as_of)
+    last_order = paid.group_by("customer_id").aggregate(last_order=paid.ordered_at.max())
+
+    cust = sources.customers.filter(
+        sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
+    )
+    ids = cust.select("customer_id").union(summary.select("customer_id"), distinct=True)
+    stored = cust.select(c_id="customer_id", stored_stage="stage")
+    base = ids.left_join(stored, ids.customer_id == stored.c_id).drop("c_id")
+    base = base.left_join(summary, base.customer_id == summary.customer_id).drop(
+        "customer_id_right"
+    )
+    base = base.left_join(last_order, base.customer_id == last_order.customer_id).drop(
+        "customer_id_right"
+    )
+    if p_alive is not None:
+        pa_t = p_alive.select(p_id="customer_id", p_alive="p_alive")
+        base = base.left_join(pa_t, base.customer_id == pa_t.p_id).drop("p_id")
+        low_churn = (base.p_alive < settings.p_alive_churn_threshold).fill_null(False)
+        low_risk = (base.p_alive < settings.p_alive_at_risk_threshold).fill_null(False)
+    else:
+        low_churn = low_risk = ibis.literal(False)
+
+    active = base.active.fill_null(False)
+    since_last_s = t - base.current_last_s
+    at_risk = (
+        ((base.basis == "purchase") & (since_last_s > settings.at_risk_fraction * window_s))
+        | ((base.basis == "subscription") & ~base.current_open.fill_null(False))
+    ).fill_null(False) | low_risk
+    won_back = (base.current_no > 1) & (base.current_start_s > t - window_s)
+    stage = ibis.cases(
+        (
+            base.basis.isnull(),
+            ibis.cases(
+                (base.stored_stage.isin(_KEPT_PROSPECT_STAGES), base.stored_stage),
+                else_="prospect",
+            ),
+        ),
+        (~active | low_churn, "churned"),
+        (at_risk, "at_risk"),
+        (won_back.fill_null(False), "won_back"),
+        else_="customer",
+    )
+    return base.select(
+        "customer_id",
+        stage=stage,
+        basis=base.basis,
+        active=active,
+        churned=stage == "churned",
+        days_since_last_order=(t - seconds(base.last_order)).cast("float64") / DAY,
+        spells=base.spells.fill_null(0).cast("int64"),
+    )
+
+
+def stage_changes(previous: ir.Table, current: ir.Table) -> ir.Table:
+    """Customers whose stage changed: customer_id, from_stage, to_stage.
+
+    ``previous`` holds the stored stage (customer_id, stage; null or missing for none) and
+    ``current`` the computed one (``customer_stages``). Customers without a previous stage
+    appear with from_stage null. The records layer writes these to the stage history with the
+    reason "analysis".
+    """
+    prev = previous.select(p_id="customer_id", from_stage="stage")
+    cur = current.select("customer_id", to_stage="stage")
+    j = cur.left_join(prev, cur.customer_id == prev.p_id)
+    changed = j.from_stage.isnull() | (j.from_stage != j.to_stage)
+    return j.filter(changed).select("customer_id", "from_stage", "to_stage")
+
+
+def lifecycle_counts(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    freq: str | None = None,
+    periods: int | None = None,
+    activity: str = "orders",
+) -> ir.Table:
+    """PostHog's lifecycle per complete calendar period before ``as_of``.
+
+    Following PostHog's lifecycle insight (https://posthog.com/docs/product-analytics/lifecycle),
+    each customer active in a period (``activity="orders"``: a paid order; ``"events"``: a
+    behaviour event) is exactly one of:
+
+    - new: active for the first time ever in this period (PostHog uses the person's creation
+      date; a CRM creates people at import, so the first activity is the honest equivalent);
+    - returning: active in this period and the previous one;
+    - resurrecting: active in this period, not in the previous one, but at some earlier time;
+
+    and dormant counts the customers active in the previous period but not in this one (PostHog
+    draws them as a negative bar; here the count is positive). Columns: period (first day), new,
+    returning, resurrecting, dormant, active (= new + returning + resurrecting).
+    """
+    freq = freq or settings.trend_freq
+    grid = complete_periods(as_of, freq, periods or settings.trend_periods)
+    end = grid[-1].end
+    if activity == "orders":
+        paid = paid_orders(sources.orders, end)
+        act = paid.select("customer_id", idx=period_index(paid.ordered_at, freq))
+    elif activity == "events":
+        ev = sources.events.filter(sources.events.occurred_at < end)
+        act = ev.select("customer_id", idx=period_index(ev.occurred_at, freq))
+    else:
+        raise ValueError(f"activity must be 'orders' or 'events', got {activity!r}")
+    act = act.distinct()
+    w = ibis.window(group_by="customer_id", order_by="idx")
+    act = act.mutate(prev=act.idx.lag().over(w), nxt=act.idx.lead().over(w))
+    status = ibis.cases(
+        (act.prev.isnull(), "new"), (act.prev == act.idx - 1, "returning"), else_="resurrecting"
+    )
+    active = act.select(idx=act.idx, status=status)
+    dormant_rows = act.filter(act.nxt.isnull() | (act.nxt > act.idx + 1))
+    dormant = dormant_rows.select(idx=dormant_rows.idx + 1, status=ibis.literal("dormant"))
+    rows = active.union(dormant, distinct=False)
+    counts = rows.group_by("idx").aggregate(
+        new=count_if(rows.status == "new"),
+        returning=count_if(rows.status == "returning"),
+        resurrecting=count_if(rows.status == "resurrecting"),
+        dormant=count_if(rows.status == "dormant"),
+    )
+    spine = ibis.memtable(
+        {
+            "period": [p.start.date() for p in grid],
+            "s_idx": [period_index_of(p.start, freq) for p in grid],
+        },
+        schema={"period": "date", "s_idx": "int64"},
+    )
+    out = spine.left_join(counts, spine.s_idx == counts.idx)
+    out = out.select(
+        "period",
+        **{c: out[c].fill_null(0) for c in ("new", "returning", "resurrecting", "dormant")},
+    )
+    return out.mutate(active=out.new + out.returning + out.resurrecting).order_by("period")

@@ -1,0 +1,486 @@
+"""Churn (R6): who is lost, absolute and relative churn rates, trends, revenue retention.
+
+Definitions
+-----------
+*Coverage.* Every customer's activity is a set of covered intervals of time:
+
+- a customer with at least one subscription started before ``as_of`` is judged by subscriptions
+  only (the contractual setting): each subscription covers ``[started_at, ended_at + grace)``,
+  an unended one (or one ending after ``as_of``) covers everything from its start;
+- any other customer is judged by paid orders (the non-contractual setting): each paid order
+  covers ``[ordered_at, ordered_at + churn window)``.
+
+Overlapping intervals merge into *spells* (``activity_spells``). A customer is *active* at
+instant ``t`` when a spell covers ``t``, and *lost* at the instant the spell lapses: a subscription
+that ended and was not renewed within the grace period, or a churn window with no paid order. A
+lapse is observable at the moment it happens, so churn at ``t`` never looks at data after ``t``.
+
+*Churn in a period* ``[start, end)``: the customers active at ``start``; the lost ones are those
+no longer active at ``end`` (plus, when a P(alive) table is given and ``end`` is ``as_of``,
+customers whose P(alive) is below ``settings.p_alive_churn_threshold``).
+
+*Rates* (seed 004): absolute churn rate = lost / all; relative churn rate = absolute rate ×
+(average purchase of the lost customers / average purchase of all customers), where a customer's
+purchase is the money they paid in the ``churn_value_lookback_days`` before the period end: paid
+order revenue plus subscription fees (``monthly_amount`` pro rata for the time running).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import replace
+
+import ibis
+import ibis.expr.types as ir
+
+from loyal.engine.common import (
+    DAY,
+    MONTH_DAYS,
+    Period,
+    complete_periods,
+    count_if,
+    epoch,
+    paid_orders,
+    ratio,
+    seconds,
+    utc,
+)
+from loyal.engine.execution import to_row
+from loyal.engine.settings import EngineSettings
+from loyal.engine.sources import Sources
+
+# Reach of a coverage that has not ended: 9999-12-31T23:59:59Z in epoch seconds.
+OPEN_END = 253_402_300_799
+
+
+# --- The churn window --------------------------------------------------------------------------
+
+
+def purchase_gaps(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
+    """Days between consecutive paid orders of the same customer, before ``as_of``.
+
+    Columns: customer_id, gap_days (float). A customer with n paid orders has n - 1 gaps.
+    """
+    paid = paid_orders(orders, as_of)
+    paid = paid.select("customer_id", "order_id", o_s=seconds(paid.ordered_at))
+    w = ibis.window(group_by="customer_id", order_by=["o_s", "order_id"])
+    gaps = paid.select(
+        customer_id=paid.customer_id, gap_days=(paid.o_s - paid.o_s.lag().over(w)) / DAY
+    )
+    return gaps.filter(gaps.gap_days.notnull())
+
+
+def gap_quantile(orders: ir.Table, as_of: dt.datetime, quantile: float) -> ir.Table:
+    """One row: ``gaps`` (how many inter-purchase gaps) and ``quantile_days``.
+
+    ``quantile_days`` is the nearest-rank quantile: the smallest gap g with at least
+    ``quantile`` of all gaps <= g (computed with ``cume_dist``, identical on every backend).
+    """
+    gaps = purchase_gaps(orders, as_of)
+    ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
+    at_q = ranked.filter(ranked.cd >= quantile).aggregate(quantile_days=ranked.gap_days.min())
+    counted = gaps.aggregate(gaps=gaps.count())
+    return counted.cross_join(at_q)
+
+
+def choose_churn_window(quantile_days: float | None, gaps: int, settings: EngineSettings) -> int:
+    """The data-driven churn window in whole days from the gap quantile.
+
+    Rounded to whole days and clamped to [churn_window_floor_days, churn_window_ceiling_days];
+    with fewer than ``churn_window_min_gaps`` gaps the data say too little, and the fallback
+    ``churn_window_fallback_days`` is used.
+    """
+    if quantile_days is None or gaps < settings.churn_window_min_gaps:
+        days = settings.churn_window_fallback_days
+    else:
+        days = round(quantile_days)
+    return max(settings.churn_window_floor_days, min(settings.churn_window_ceiling_days, days))
+
+
+def resolve_churn_window(
+    orders: ir.Table, as_of: dt.datetime, settings: EngineSettings
+) -> EngineSettings:
+    """``settings`` with ``churn_window_days`` set, computing it from the data when it is None.
+
+    This executes one query (``gap_quantile``); every other analysis expects a resolved window.
+    """
+    if settings.churn_window_days is not None:
+        return settings
+    row = to_row(gap_quantile(orders, as_of, settings.churn_window_quantile))
+    days = choose_churn_window(row["quantile_days"], int(row["gaps"]), settings)
+    return replace(settings, churn_window_days=days)
+
+
+def churn_window(settings: EngineSettings) -> int:
+    """The resolved churn window in days; raises if it has not been resolved."""
+    if settings.churn_window_days is None:
+        raise ValueError(
+            "settings.churn_window_days is None: set it, or resolve it from the data first with "
+            "settings = resolve_churn_window(sources.orders, as_of, settings)"
+        )
+    return settings.churn_window_days
+
+
+# --- Coverage spells ---------------------------------------------------------------------------
+
+
+def activity_spells(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+    """Each customer's spells of continuous coverage, from data before ``as_of``.
+
+    Columns: customer_id, basis ('subscription' or 'purchase'), spell_no (1 = first),
+    start_s (epoch seconds the spell began), reach_s (epoch seconds it lapses;
+    ``OPEN_END`` while a subscription runs), last_s (last order, or last subscription end;
+    null while running). A customer is active at t when start_s <= t < reach_s.
+    """
+    as_of = utc(as_of)
+    window_s = churn_window(settings) * DAY
+    grace_s = settings.subscription_grace_days * DAY
+
+    subs = sources.subscriptions.filter(sources.subscriptions.started_at < as_of)
+    ended = subs.ended_at.notnull() & (subs.ended_at < as_of)
+    sub_iv = subs.select(
+        customer_id=subs.customer_id,
+        basis=ibis.literal("subscription"),
+        start_s=seconds(subs.started_at),
+        reach_s=ibis.cases((ended, seconds(subs.ended_at) + grace_s), else_=OPEN_END),
+    )
+    # Subscriptions vary in length: an interval starts a new spell when it begins at or after
+    # the furthest reach of every earlier interval of the customer (gaps and islands).
+    order_by = ["start_s", "reach_s"]
+    running = ibis.window(group_by="customer_id", order_by=order_by, preceding=None, following=0)
+    sub_iv = sub_iv.mutate(run_reach=sub_iv.reach_s.max().over(running))
+    sub_iv = sub_iv.mutate(
+        prev_reach=sub_iv.run_reach.lag().over(
+            ibis.window(group_by="customer_id", order_by=order_by)
+        )
+    )
+    starts_new = sub_iv.prev_reach.isnull() | (sub_iv.start_s >= sub_iv.prev_reach)
+    sub_iv = sub_iv.mutate(new=ibis.cases((starts_new, 1), else_=0))
+    sub_iv = sub_iv.mutate(spell_no=sub_iv.new.sum().over(running).cast("int64"))
+    sub_spells = sub_iv.group_by(["customer_id", "basis", "spell_no"]).aggregate(
+        start_s=sub_iv.start_s.min(), reach_s=sub_iv.reach_s.max()
+    )
+    sub_spells = sub_spells.mutate(
+        last_s=ibis.cases(
+            (sub_spells.reach_s >= OPEN_END, ibis.null("int64")),
+            else_=sub_spells.reach_s - grace_s,
+        ).cast("int64")
+    )
+
+    # Orders all cover the same window, so the previous order alone tells whether an order
+    # starts a new spell: one window pass fewer over the biggest table.
+    orders = paid_orders(sources.orders, as_of)
+    orders = orders.anti_join(subs.select("customer_id").distinct(), "customer_id")
+    o = orders.select("customer_id", start_s=seconds(orders.ordered_at))
+    by_time = ibis.window(group_by="customer_id", order_by="start_s")
+    o = o.mutate(prev_s=o.start_s.lag().over(by_time))
+    gap_starts = o.prev_s.isnull() | (o.start_s - o.prev_s >= window_s)
+    o = o.mutate(new=ibis.cases((gap_starts, 1), else_=0))
+    cumulative = ibis.window(
+        group_by="customer_id", order_by="start_s", preceding=None, following=0
+    )
+    o = o.mutate(spell_no=o.new.sum().over(cumulative).cast("int64"))
+    order_spells = o.group_by(["customer_id", "spell_no"]).aggregate(
+        start_s=o.start_s.min(), last_s=o.start_s.max()
+    )
+    order_spells = order_spells.select(
+        "customer_id",
+        basis=ibis.literal("purchase"),
+        spell_no="spell_no",
+        start_s="start_s",
+        reach_s=order_spells.last_s + window_s,
+        last_s=order_spells.last_s.cast("int64"),
+    )
+    return sub_spells.union(order_spells, distinct=False)
+
+
+def periods_table(periods: Sequence[Period]) -> ir.Table:
+    """A small in-memory table of periods: p_period (its first day), p_start_s, p_end_s.
+
+    The ``p_`` prefix keeps its columns apart from source columns (subscriptions have a
+    ``period``) in joins.
+    """
+    if not periods:
+        raise ValueError("periods is empty: give at least one Period")
+    return ibis.memtable(
+        {
+            "p_period": [p.start.date() for p in periods],
+            "p_start_s": [epoch(p.start) for p in periods],
+            "p_end_s": [epoch(p.end) for p in periods],
+        },
+        schema={"p_period": "date", "p_start_s": "int64", "p_end_s": "int64"},
+    )
+
+
+def subscription_fees(
+    subscriptions: ir.Table, periods: ir.Table, lookback_days: int | None
+) -> ir.Table:
+    """Subscription fees accrued in ``[p_end - lookback, p_end)`` for each period of ``periods``.
+
+    Columns: period, customer_id, value: ``monthly_amount`` per average month
+    (365.25 / 12 days), pro rata for the time each subscription ran in the window.
+    """
+    # Epoch seconds before the cross join: computed once per row, not once per period.
+    subs = subscriptions.select(
+        "customer_id",
+        start_s=seconds(subscriptions.started_at),
+        end_s=seconds(subscriptions.ended_at).fill_null(OPEN_END),
+        mrr=subscriptions.monthly_amount.fill_null(0.0),
+    )
+    sj = subs.cross_join(periods)
+    lo = sj.start_s
+    if lookback_days is not None:
+        lo = ibis.greatest(lo, sj.p_end_s - lookback_days * DAY)
+    hi = ibis.least(sj.end_s, sj.p_end_s)
+    fees = sj.filter(hi > lo).select(
+        period=sj.p_period,
+        customer_id=sj.customer_id,
+        value=sj.mrr * ((hi - lo) / (DAY * MONTH_DAYS)),
+    )
+    return fees.group_by(["period", "customer_id"]).aggregate(value=fees.value.sum())
+
+
+def customer_value(sources: Sources, periods: ir.Table, lookback_days: int | None) -> ir.Table:
+    """Money each customer paid in ``[p_end - lookback, p_end)`` for each period of ``periods``.
+
+    Columns: period, customer_id, value: paid order revenue plus ``subscription_fees``.
+    (A sweep of orders and window bounds with a running sum was tried instead of this join of
+    orders with the few periods: on DuckDB the partitioned sort costs more than the join.)
+    """
+    o = sources.orders.filter(sources.orders.status == "paid")
+    # Epoch seconds before the join: computed once per order, not once per period.
+    o = o.select("customer_id", o_s=seconds(o.ordered_at), revenue=o.revenue.fill_null(0.0))
+    oj = o.cross_join(periods)
+    in_window = oj.o_s < oj.p_end_s
+    if lookback_days is not None:
+        in_window = in_window & (oj.o_s >= oj.p_end_s - lookback_days * DAY)
+    order_value = oj.filter(in_window).select(
+        period=oj.p_period, customer_id=oj.customer_id, value=oj.revenue
+    )
+    fees = subscription_fees(sources.subscriptions, periods, lookback_days)
+    both = order_value.union(fees, distinct=False)
+    return both.group_by(["period", "customer_id"]).aggregate(value=both.value.sum())
+
+
+def churn_flags(
+    sources: Sources,
+    periods: Sequence[Period],
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    p_alive: ir.Table | None = None,
+    *,
+    spells: ir.Table | None = None,
+) -> ir.Table:
+    """For each period, the customers active at its start and whether they were lost by its end.
+
+    Columns: period, customer_id, basis, lost (bool), value (see ``customer_value``).
+    ``p_alive`` (customer_id, p_alive) marks the customers in it whose P(alive) is below
+    ``settings.p_alive_churn_threshold`` as lost in periods that end at ``as_of``.
+    ``spells``: ``activity_spells(sources, as_of, settings)`` computed once and shared (e.g.
+    cached) by several analyses; built here when None.
+    """
+    as_of = utc(as_of)
+    for p in periods:
+        if p.end > as_of:
+            raise ValueError(
+                f"period {p.start.isoformat()}..{p.end.isoformat()} ends after as_of "
+                f"{as_of.isoformat()}: churn in it is not known yet"
+            )
+    ptable = periods_table(periods)
+    if spells is None:
+        spells = activity_spells(sources, as_of, settings)
+    # Spells of a customer never overlap, so at most one covers a given instant. Two range
+    # joins (DuckDB runs them as IEJoins) instead of a cross join with an OR.
+    starts = spells.inner_join(
+        ptable, [spells.start_s <= ptable.p_start_s, ptable.p_start_s < spells.reach_s]
+    ).select("p_period", "p_end_s", "customer_id", "basis")
+    ends = spells.inner_join(
+        ptable, [spells.start_s <= ptable.p_end_s, ptable.p_end_s < spells.reach_s]
+    ).select(e_period="p_period", e_customer_id="customer_id")
+    status = starts.left_join(
+        ends, (starts.p_period == ends.e_period) & (starts.customer_id == ends.e_customer_id)
+    )
+    status = status.mutate(active_end=status.e_customer_id.notnull())
+    lost = ~status.active_end
+    if p_alive is not None:
+        scores = p_alive.select(pa_customer_id=p_alive.customer_id, p_alive=p_alive.p_alive)
+        status = status.left_join(scores, status.customer_id == scores.pa_customer_id)
+        low = (status.p_end_s == epoch(as_of)) & (status.p_alive < settings.p_alive_churn_threshold)
+        lost = ~status.active_end | low.fill_null(False)
+    flags = status.select(
+        period=status.p_period, customer_id=status.customer_id, basis=status.basis, lost=lost
+    )
+    value = customer_value(sources, ptable, settings.churn_value_lookback_days)
+    value = value.rename(v_period="period", v_customer_id="customer_id")
+    out = flags.left_join(
+        value,
+        (flags.period == value.v_period) & (flags.customer_id == value.v_customer_id),
+    )
+    return out.select("period", "customer_id", "basis", "lost", value=out.value.fill_null(0.0))
+
+
+def churn_rates(flags: ir.Table, by: Sequence[str] = ()) -> ir.Table:
+    """The seed-004 churn formulas over a table of customers with ``lost`` and ``value``.
+
+    Per group of ``by``: customers, lost, absolute_churn_rate = lost / customers,
+    value_mean (average purchase of all), lost_value_mean (average purchase of the lost),
+    relative_churn_rate = absolute_churn_rate × lost_value_mean / value_mean
+    (null when there are no lost customers to average, or value_mean is 0).
+    """
+    g = flags.group_by(list(by)) if by else flags
+    agg = g.aggregate(
+        customers=flags.count(),
+        lost_customers=count_if(flags.lost),
+        value_mean=flags.value.mean(),
+        lost_value_mean=ibis.cases((flags.lost, flags.value), else_=ibis.null("float64")).mean(),
+    )
+    absolute = ratio(agg.lost_customers, agg.customers)
+    relative = ibis.cases(
+        (agg.lost_customers == 0, ibis.literal(0.0)),
+        else_=absolute * ratio(agg.lost_value_mean, agg.value_mean),
+    )
+    return agg.mutate(absolute_churn_rate=absolute, relative_churn_rate=relative)
+
+
+def _segmented(flags: ir.Table, by: Sequence[str], segments: ir.Table | None, sources: Sources):
+    if not by:
+        return flags
+    seg = sources.customers if segments is None else segments
+    missing = [c for c in by if c not in seg.columns]
+    if missing:
+        raise ValueError(f"segment column(s) {missing} not found; available: {sorted(seg.columns)}")
+    seg = seg.select(s_customer_id=seg.customer_id, **{c: seg[c] for c in by})
+    joined = flags.left_join(seg, flags.customer_id == seg.s_customer_id)
+    return joined.drop("s_customer_id")
+
+
+def default_period(as_of: dt.datetime, settings: EngineSettings) -> Period:
+    """The KPI period ``[as_of - kpi_period_days, as_of)``."""
+    as_of = utc(as_of)
+    return Period(as_of - dt.timedelta(days=settings.kpi_period_days), as_of)
+
+
+def churn_rate(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    start: dt.datetime | None = None,
+    by: Sequence[str] = (),
+    segments: ir.Table | None = None,
+    p_alive: ir.Table | None = None,
+    spells: ir.Table | None = None,
+) -> ir.Table:
+    """Absolute and relative churn in ``[start, as_of)`` (default: the KPI period), per ``by``.
+
+    ``by`` names customer columns (of ``sources.customers``, or of ``segments``, any table with
+    customer_id) to split the rate by segment. Columns: the ``by`` columns, customers,
+    lost_customers, value_mean, lost_value_mean, absolute_churn_rate, relative_churn_rate.
+    """
+    period = default_period(as_of, settings) if start is None else Period(utc(start), utc(as_of))
+    flags = churn_flags(sources, [period], as_of, settings, p_alive, spells=spells)
+    return churn_rates(_segmented(flags, by, segments, sources), by)
+
+
+def churn_trend(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    freq: str | None = None,
+    periods: int | None = None,
+    by: Sequence[str] = (),
+    segments: ir.Table | None = None,
+    spells: ir.Table | None = None,
+) -> ir.Table:
+    """Churn per complete calendar period before ``as_of`` (default: the last 12 months).
+
+    One row per period (and ``by`` group): period (first day), customers active at its start,
+    lost during it, and the rates as in ``churn_rates``.
+    """
+    grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
+    flags = churn_flags(sources, grid, as_of, settings, spells=spells)
+    return churn_rates(_segmented(flags, by, segments, sources), ["period", *by])
+
+
+# --- Revenue retention (subscriptions) ---------------------------------------------------------
+
+
+def revenue_retention(
+    subscriptions: ir.Table, periods: Sequence[Period], as_of: dt.datetime
+) -> ir.Table:
+    """Monthly recurring revenue kept from the customers paying at each period's start.
+
+    MRR of a customer at instant t = sum of ``monthly_amount`` of their subscriptions running at
+    t (started_at <= t < ended_at, unended ones running). Per period [start, end):
+
+    - mrr_start: MRR at start of the customers with MRR > 0 then (the cohort);
+    - mrr_end: MRR at end of the same customers (new customers excluded);
+    - churned_mrr: mrr_start of cohort customers with no MRR at end;
+    - contraction_mrr / expansion_mrr: decreases / increases of the others;
+    - net_revenue_retention = mrr_end / mrr_start;
+      gross_revenue_retention = (mrr_start - churned - contraction) / mrr_start;
+      revenue_churn_rate = (churned + contraction) / mrr_start;
+    - new_mrr: MRR at end of customers with none at start.
+    """
+    as_of = utc(as_of)
+    s = subscriptions.filter(subscriptions.started_at < as_of)
+    # An end after as_of is not known yet: the subscription is running as of as_of.
+    end_s = ibis.cases(
+        (s.ended_at.notnull() & (s.ended_at < as_of), seconds(s.ended_at)), else_=OPEN_END
+    )
+    s = s.select(
+        customer_id=s.customer_id,
+        start_s=seconds(s.started_at),
+        end_s=end_s,
+        mrr=s.monthly_amount.fill_null(0.0),
+    )
+    j = s.cross_join(periods_table(periods))
+    run_start = (j.start_s <= j.p_start_s) & (j.p_start_s < j.end_s)
+    run_end = (j.start_s <= j.p_end_s) & (j.p_end_s < j.end_s)
+    per = (
+        j.filter(run_start | run_end)
+        .group_by(["p_period", "customer_id"])
+        .aggregate(
+            m0=ibis.cases((run_start, j.mrr), else_=0.0).sum(),
+            m1=ibis.cases((run_end, j.mrr), else_=0.0).sum(),
+        )
+    )
+    cohort = per.m0 > 0
+    agg = per.group_by(period=per.p_period).aggregate(
+        customers=count_if(cohort),
+        mrr_start=ibis.cases((cohort, per.m0), else_=0.0).sum(),
+        mrr_end=ibis.cases((cohort, per.m1), else_=0.0).sum(),
+        churned_mrr=ibis.cases((cohort & (per.m1 <= 0), per.m0), else_=0.0).sum(),
+        contraction_mrr=ibis.cases(
+            (cohort & (per.m1 > 0) & (per.m1 < per.m0), per.m0 - per.m1), else_=0.0
+        ).sum(),
+        expansion_mrr=ibis.cases((cohort & (per.m1 > per.m0), per.m1 - per.m0), else_=0.0).sum(),
+        new_mrr=ibis.cases((~cohort, per.m1), else_=0.0).sum(),
+    )
+    spine = periods_table(periods).select(s_period="p_period")
+    agg = spine.left_join(agg, spine.s_period == agg.period)
+    agg = agg.mutate(period=agg.s_period).drop("s_period")
+    zero = {c: agg[c].fill_null(0) for c in agg.columns if c != "period"}
+    agg = agg.mutate(**zero)
+    return agg.mutate(
+        net_revenue_retention=ratio(agg.mrr_end, agg.mrr_start),
+        gross_revenue_retention=ratio(
+            agg.mrr_start - agg.churned_mrr - agg.contraction_mrr, agg.mrr_start
+        ),
+        revenue_churn_rate=ratio(agg.churned_mrr + agg.contraction_mrr, agg.mrr_start),
+    ).order_by("period")
+
+
+def revenue_retention_trend(
+    subscriptions: ir.Table,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    freq: str | None = None,
+    periods: int | None = None,
+) -> ir.Table:
+    """``revenue_retention`` for each complete calendar period before ``as_of``."""
+    grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
+    return revenue_retention(subscriptions, grid, as_of)

@@ -1,0 +1,301 @@
+"""Run every retention analysis for one ``as_of``: the per-customer table, KPIs and charts.
+
+``run_all`` is the one place that executes a whole analysis run (through ``execution``): each
+step builds an Ibis expression with the analysis modules and runs it on the sources' backend.
+Three intermediate tables that several steps read (coverage spells, valued customers, RFM
+scores) are materialised once on the backend (``execution.cache``) and released at the end.
+The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
+durations) and the headline counts read off the already executed per-customer table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loyal.engine import cohorts, lifecycle, metrics, rfm, stickiness, survival, value
+from loyal.engine.common import utc
+from loyal.engine.execution import cache, to_arrow, to_row
+from loyal.engine.settings import EngineSettings
+from loyal.engine.sources import Sources
+
+Progress = Callable[[str, int, int], None]
+
+# Customer attributes carried into the per-customer table.
+_ATTRIBUTES = (
+    "external_id",
+    "name",
+    "joined_at",
+    "acquisition_source",
+    "acquisition_channel",
+    "city",
+    "owner_id",
+)
+
+
+def customer_table(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    p_alive: ir.Table | None = None,
+    *,
+    spells: ir.Table | None = None,
+    valued: ir.Table | None = None,
+    scored: ir.Table | None = None,
+) -> ir.Table:
+    """One row per customer: attributes, stage, RFM, value classes (an Ibis expression).
+
+    Columns: customer_id, the customer attributes, stage, basis, active, churned,
+    days_since_last_order, spells, recency_days, frequency, monetary, r_score, f_score,
+    m_score, rfm_segment, order_revenue, subscription_revenue, revenue, cost_of_goods, margin,
+    contacts, complaints, compensations, cost_to_serve, profit, profit_rank, abc_class,
+    return_class. This is also the table that rule segments (``segments``) are evaluated on.
+    Needs a resolved churn window. ``spells``, ``valued`` (``value.customer_value``) and
+    ``scored`` (``rfm.rfm``) may be passed in when already computed.
+    """
+    stages = lifecycle.customer_stages(sources, as_of, settings, p_alive, spells=spells)
+    attrs = sources.customers.select(a_id="customer_id", **{c: c for c in _ATTRIBUTES})
+    if scored is None:
+        scored = rfm.rfm(sources.orders, as_of, settings)
+    if valued is None:
+        valued = value.customer_value(sources, as_of, settings)
+    scored = scored.rename(r_id="customer_id")
+    valued = valued.rename(v_id="customer_id", profit_rank="rank")
+    t = stages.left_join(attrs, stages.customer_id == attrs.a_id).drop("a_id")
+    t = t.left_join(scored, t.customer_id == scored.r_id).drop("r_id")
+    t = t.left_join(valued, t.customer_id == valued.v_id).drop(
+        "v_id", "cum_customer_share", "cum_profit_share"
+    )
+    front = ["customer_id", *_ATTRIBUTES]
+    return t.select(*front, *[c for c in t.columns if c not in front]).order_by("customer_id")
+
+
+@dataclass(frozen=True)
+class EngineResults:
+    """Everything one analysis run produces, as Arrow tables (plus the KPI dict).
+
+    ``settings`` is the settings actually used (with the churn window resolved).
+    """
+
+    as_of: dt.datetime
+    settings: EngineSettings
+    customers: pa.Table
+    kpis: Mapping[str, Any]
+    churn_trend: pa.Table
+    revenue_retention: pa.Table
+    stickiness_trend: pa.Table
+    lifecycle_counts: pa.Table
+    cohort_matrix: pa.Table
+    loyalty_ladder: pa.Table
+    critical_window: pa.Table
+    tenure_curve: pa.Table
+    subscription_hazard: pa.Table
+    km_curves: pa.Table
+    pareto: pa.Table
+    rfm_grid: pa.Table
+    abc_summary: pa.Table
+    return_summary: pa.Table
+
+    @property
+    def charts(self) -> dict[str, pa.Table]:
+        """The chart tables by name (every Arrow field but ``customers``)."""
+        skip = {"as_of", "settings", "customers", "kpis"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+    def kpi_table(self) -> pa.Table:
+        """The KPI snapshot as a two-column table (kpi, value as float64), for storage."""
+        names = list(self.kpis)
+        values = [None if v is None else float(v) for v in self.kpis.values()]
+        return pa.table({"kpi": names, "value": pa.array(values, pa.float64())})
+
+
+def _km(
+    sources: Sources, as_of: dt.datetime, settings: EngineSettings, spells: ir.Table
+) -> pa.Table:
+    by = settings.km_by if settings.km_by in sources.customers.columns else None
+    durations = to_arrow(
+        survival.subscription_durations(sources, as_of, settings, by=by, spells=spells)
+    )
+    if durations.num_rows == 0:
+        return survival.KM_SCHEMA.empty_table()
+    longest = pc.max(durations.column("duration_days")).as_py() or 0.0
+    # Weekly points keep the curves small however many subscriptions there are.
+    timeline = np.arange(0.0, math.ceil(longest) + 7.0, 7.0)
+    return survival.kaplan_meier(durations, by=by, alpha=settings.km_alpha, timeline=timeline)
+
+
+def _count(table: pa.Table, column: str, values: tuple[Any, ...]) -> int:
+    return int(pc.sum(pc.is_in(table.column(column), pa.array(values))).as_py() or 0)
+
+
+def _kpis(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    customers: pa.Table,
+    p_alive: ir.Table | None,
+    spells: ir.Table,
+) -> dict[str, Any]:
+    period = metrics.default_period(as_of, settings)
+    churn = to_row(metrics.churn_rate(sources, as_of, settings, p_alive=p_alive, spells=spells))
+    sticky = to_row(stickiness.stickiness(sources, period.start, period.end, settings))
+    users = to_row(stickiness.active_users(sources.events, as_of, settings))
+    nrr = to_row(metrics.revenue_retention(sources.subscriptions, [period], as_of))
+    stage = "stage"
+    buyers = ("customer", "at_risk", "churned", "won_back")
+    profit = pc.sum(customers.column("profit")).as_py()
+    return {
+        "churn_window_days": settings.churn_window_days,
+        "kpi_period_days": settings.kpi_period_days,
+        "customers": _count(customers, stage, buyers),
+        "prospects": _count(customers, stage, ("prospect", "potential_intent", "intent")),
+        "active_customers": int(pc.sum(customers.column("active")).as_py() or 0),
+        "at_risk_customers": _count(customers, stage, ("at_risk",)),
+        "churned_customers": _count(customers, stage, ("churned",)),
+        "won_back_customers": _count(customers, stage, ("won_back",)),
+        "churn_rate_absolute": churn["absolute_churn_rate"],
+        "churn_rate_relative": churn["relative_churn_rate"],
+        "lost_customers": churn["lost_customers"],
+        "revenue": sticky["revenue"],
+        "orders": sticky["orders"],
+        "buyers": sticky["buyers"],
+        "repeat_purchase_rate": sticky["repeat_purchase_rate"],
+        "cumulative_repeat_purchase_rate": sticky["cumulative_repeat_purchase_rate"],
+        "visitors": sticky["visitors"],
+        "conversion_rate": sticky["conversion_rate"],
+        "pages_per_session": sticky["pages_per_session"],
+        "dwell_per_user": sticky["dwell_per_user"],
+        "dau": users["dau"],
+        "wau": users["wau"],
+        "mau": users["mau"],
+        "dau_mau": users["dau_mau"],
+        "mrr": nrr["mrr_end"] + nrr["new_mrr"],  # everyone's MRR at as_of
+        "net_revenue_retention": nrr["net_revenue_retention"],
+        "profit": 0.0 if profit is None else profit,
+    }
+
+
+def run_all(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings | None = None,
+    *,
+    p_alive: ir.Table | None = None,
+    progress: Progress | None = None,
+) -> EngineResults:
+    """Run every analysis for ``as_of`` and return the executed results.
+
+    ``p_alive`` (customer_id, p_alive), when the predictive models have run, feeds the churn
+    flag and stages. ``progress(step, i, n)`` is called before each of the n steps.
+    """
+    as_of = utc(as_of)
+    settings = settings or EngineSettings()
+    out: dict[str, Any] = {}
+    ctx: dict[str, Any] = {}
+    cached: list[ir.Table] = []
+
+    def resolve() -> None:
+        ctx["settings"] = metrics.resolve_churn_window(sources.orders, as_of, settings)
+
+    def s() -> EngineSettings:
+        return ctx["settings"]
+
+    def share() -> None:
+        # The spells, the valued and the scored customers feed several steps each: materialise
+        # them once on the backend (a temporary table on DuckDB, a persisted frame on Spark).
+        for name, build in (
+            ("spells", lambda: metrics.activity_spells(sources, as_of, s())),
+            ("valued", lambda: value.customer_value(sources, as_of, s())),
+            ("scored", lambda: rfm.rfm(sources.orders, as_of, s())),
+        ):
+            ctx[name] = cache(build())
+            cached.append(ctx[name])
+
+    def table(name: str, build: Callable[[], ir.Table]) -> tuple[str, Callable[[], None]]:
+        def step() -> None:
+            out[name] = to_arrow(build())
+
+        return name, step
+
+    def customers_step() -> None:
+        expr = customer_table(
+            sources,
+            as_of,
+            s(),
+            p_alive,
+            spells=ctx["spells"],
+            valued=ctx["valued"],
+            scored=ctx["scored"],
+        )
+        out["customers"] = to_arrow(expr)
+
+    def kpis_step() -> None:
+        out["kpis"] = _kpis(sources, as_of, s(), out["customers"], p_alive, ctx["spells"])
+
+    def km_step() -> None:
+        out["km_curves"] = _km(sources, as_of, s(), ctx["spells"])
+
+    def critical() -> ir.Table:
+        first = cohorts.critical_window(sources, as_of, s(), anchor="first_purchase")
+        joined = cohorts.critical_window(sources, as_of, s(), anchor="joined")
+        return first.union(joined, distinct=False)
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("churn_window", resolve),
+        ("shared", share),
+        ("customers", customers_step),
+        ("kpis", kpis_step),
+        table(
+            "churn_trend", lambda: metrics.churn_trend(sources, as_of, s(), spells=ctx["spells"])
+        ),
+        table(
+            "revenue_retention",
+            lambda: metrics.revenue_retention_trend(sources.subscriptions, as_of, s()),
+        ),
+        table("stickiness_trend", lambda: stickiness.stickiness_trend(sources, as_of, s())),
+        table("lifecycle_counts", lambda: lifecycle.lifecycle_counts(sources, as_of, s())),
+        table("cohort_matrix", lambda: cohorts.cohort_retention(sources, as_of, s())),
+        table("loyalty_ladder", lambda: cohorts.loyalty_ladder(sources.orders, as_of, s())),
+        table("critical_window", critical),
+        table("tenure_curve", lambda: cohorts.tenure_curve(sources, as_of, s())),
+        table(
+            "subscription_hazard",
+            lambda: cohorts.subscription_hazard(sources, as_of, s(), spells=ctx["spells"]),
+        ),
+        ("km_curves", km_step),
+        table(
+            "pareto",
+            lambda: (
+                ctx["valued"]
+                .select(
+                    "customer_id",
+                    "rank",
+                    "profit",
+                    "cum_customer_share",
+                    "cum_profit_share",
+                    "abc_class",
+                )
+                .order_by("rank")
+            ),
+        ),
+        table("rfm_grid", lambda: rfm.rfm_grid(ctx["scored"])),
+        table("abc_summary", lambda: value.class_summary(ctx["valued"], "abc_class")),
+        table("return_summary", lambda: value.class_summary(ctx["valued"], "return_class")),
+    ]
+    try:
+        for i, (name, step) in enumerate(steps):
+            if progress is not None:
+                progress(name, i, len(steps))
+            step()
+    finally:
+        for table_ in cached:
+            table_.release()
+    return EngineResults(as_of=as_of, settings=s(), **out)

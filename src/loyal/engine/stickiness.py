@@ -1,0 +1,201 @@
+"""Stickiness (R7, R4): traffic, conversion, repeat purchase, depth of use, DAU/WAU/MAU.
+
+Definitions, per period ``[start, end)`` (events and paid orders in it):
+
+- visitors: distinct customers with at least one behaviour event; sessions: distinct non-null
+  ``session_id``; events; page_views / clicks: events whose ``event_type`` is one of
+  ``settings.page_view_event_types`` / ``settings.click_event_types``;
+- pages_per_session = page_views / sessions; clicks_per_user = clicks / visitors;
+- dwell_seconds: sum of ``dwell_seconds``; dwell_per_session = dwell / sessions;
+  dwell_per_user = dwell / visitors;
+- active_days_per_user: distinct (customer, UTC calendar day) pairs / visitors (usage frequency);
+- buyers: distinct customers with a paid order; conversion_rate: visitors who also placed a paid
+  order in the period / visitors;
+- repeat_purchase_rate (二次购买率): buyers with >= 2 paid orders in the period / buyers;
+  cumulative_repeat_purchase_rate: customers with >= 2 paid orders before ``end`` / customers
+  with >= 1 (all history, not just the period).
+
+Ratios are null when their denominator is 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from loyal.engine.common import (
+    DAY,
+    Period,
+    complete_periods,
+    count_if,
+    epoch,
+    events_between,
+    paid_orders,
+    period_key,
+    ratio,
+    seconds,
+    utc,
+)
+from loyal.engine.metrics import periods_table
+from loyal.engine.settings import EngineSettings
+from loyal.engine.sources import Sources
+
+_COUNTS = (
+    "visitors",
+    "sessions",
+    "events",
+    "page_views",
+    "clicks",
+    "dwell_seconds",
+    "active_user_days",
+    "buyers",
+    "orders",
+    "revenue",
+    "repeat_buyers",
+    "converted_visitors",
+    "cumulative_buyers",
+    "cumulative_repeat_buyers",
+)
+
+
+def _attach(spine: ir.Table, agg: ir.Table) -> ir.Table:
+    agg = agg.rename(a_period="period")
+    joined = spine.left_join(agg, spine.period == agg.a_period)
+    return joined.drop("a_period")
+
+
+def _stickiness(
+    sources: Sources, grid: Sequence[Period], freq: str | None, settings: EngineSettings
+) -> ir.Table:
+    start, end = grid[0].start, grid[-1].end
+
+    def keyed(table: ir.Table, ts: ir.TimestampValue) -> ir.Table:
+        # One window: every row belongs to it; calendar periods: the period containing ts.
+        key = ibis.literal(start.date()) if freq is None else period_key(ts, freq)
+        return table.mutate(period=key)
+
+    ev = events_between(sources.events, start, end)
+    ev = keyed(ev, ev.occurred_at)
+    e_agg = ev.group_by("period").aggregate(
+        visitors=ev.customer_id.nunique(),
+        sessions=ev.session_id.nunique(),
+        events=ev.count(),
+        page_views=count_if(ev.event_type.isin(settings.page_view_event_types)),
+        clicks=count_if(ev.event_type.isin(settings.click_event_types)),
+        dwell_seconds=ev.dwell_seconds.sum(),
+    )
+    days = ev.select("period", "customer_id", day=period_key(ev.occurred_at, "day")).distinct()
+    d_agg = days.group_by("period").aggregate(active_user_days=days.count())
+
+    od = paid_orders(sources.orders, end, since=start)
+    od = keyed(od, od.ordered_at)
+    per_buyer = od.group_by(["period", "customer_id"]).aggregate(n=od.count(), rev=od.revenue.sum())
+    o_agg = per_buyer.group_by("period").aggregate(
+        buyers=per_buyer.count(),
+        orders=per_buyer.n.sum(),
+        revenue=per_buyer.rev.sum(),
+        repeat_buyers=count_if(per_buyer.n >= 2),
+    )
+    visitors = ev.select("period", "customer_id").distinct()
+    buyers = per_buyer.select(b_period="period", b_customer_id="customer_id")
+    conv = visitors.inner_join(
+        buyers,
+        (visitors.period == buyers.b_period) & (visitors.customer_id == buyers.b_customer_id),
+    )
+    c_agg = conv.group_by("period").aggregate(converted_visitors=conv.count())
+
+    # Cumulative repeat purchase: when did each customer place their first and second order?
+    # A join back to the first order is cheaper than numbering every order with a window.
+    hist = paid_orders(sources.orders, end)
+    hist = hist.select("customer_id", "order_id", o_s=seconds(hist.ordered_at))
+    first = hist.group_by("customer_id").aggregate(first_s=hist.o_s.min())
+    first = first.rename(f_id="customer_id")
+    h = hist.inner_join(first, hist.customer_id == first.f_id)
+    at_first = h.o_s == h.first_s
+    firsts = h.group_by("customer_id").aggregate(
+        first_s=h.first_s.min(),
+        # Two orders in the first instant make it the second order's instant too.
+        second_s=ibis.cases(
+            (count_if(at_first) >= 2, h.first_s.min()),
+            else_=ibis.cases((~at_first, h.o_s)).min(),
+        ),
+    )
+    ptable = periods_table(grid)
+    cj = firsts.cross_join(ptable)
+    cum = cj.group_by(period=cj.p_period).aggregate(
+        cumulative_buyers=count_if(cj.first_s < cj.p_end_s),
+        cumulative_repeat_buyers=count_if(cj.second_s < cj.p_end_s),
+    )
+
+    t = ptable.select(period=ptable.p_period)
+    for agg in (e_agg, d_agg, o_agg, c_agg, cum):
+        t = _attach(t, agg)
+    t = t.mutate(**{c: t[c].fill_null(0) for c in _COUNTS})
+    return t.mutate(
+        pages_per_session=ratio(t.page_views, t.sessions),
+        clicks_per_user=ratio(t.clicks, t.visitors),
+        dwell_per_session=ratio(t.dwell_seconds, t.sessions),
+        dwell_per_user=ratio(t.dwell_seconds, t.visitors),
+        active_days_per_user=ratio(t.active_user_days, t.visitors),
+        conversion_rate=ratio(t.converted_visitors, t.visitors),
+        repeat_purchase_rate=ratio(t.repeat_buyers, t.buyers),
+        cumulative_repeat_purchase_rate=ratio(t.cumulative_repeat_buyers, t.cumulative_buyers),
+    ).order_by("period")
+
+
+def stickiness(
+    sources: Sources, start: dt.datetime, end: dt.datetime, settings: EngineSettings
+) -> ir.Table:
+    """Every stickiness indicator of the module docstring for ``[start, end)``: one row."""
+    start, end = utc(start, "start"), utc(end, "end")
+    if not start < end:
+        raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+    return _stickiness(sources, [Period(start, end)], None, settings)
+
+
+def stickiness_trend(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    freq: str | None = None,
+    periods: int | None = None,
+) -> ir.Table:
+    """The stickiness indicators per complete calendar day, week or month before ``as_of``.
+
+    One row per period, oldest first, periods without activity included with zero counts.
+    With ``freq="day"``, ``visitors`` is the daily active users (DAU) series.
+    """
+    freq = freq or settings.trend_freq
+    grid = complete_periods(as_of, freq, periods or settings.trend_periods)
+    return _stickiness(sources, grid, freq, settings)
+
+
+def active_users(events: ir.Table, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+    """DAU, WAU, MAU and their ratios as of ``as_of``: one row.
+
+    - mau: distinct customers with an event in the last ``mau_days`` days (30);
+    - wau: the same over the last ``wau_days`` days (7);
+    - dau: the average over the last ``mau_days`` days of the distinct customers active each day
+      (days counted back from ``as_of`` in 24-hour steps; a day without events counts as 0);
+    - dau_mau = dau / mau (the classic stickiness ratio), wau_mau = wau / mau.
+    """
+    as_of = utc(as_of)
+    start = as_of - dt.timedelta(days=settings.mau_days)
+    week_start_s = epoch(as_of - dt.timedelta(days=settings.wau_days))
+    ev = events_between(events, start, as_of)
+    day_no = (seconds(ev.occurred_at) - epoch(start)) // DAY
+    pairs = ev.select("customer_id", day_no=day_no).distinct()
+    daily = pairs.aggregate(active_user_days=pairs.count())
+    counts = ev.aggregate(
+        mau=ev.customer_id.nunique(),
+        wau=ibis.cases(
+            (seconds(ev.occurred_at) >= week_start_s, ev.customer_id), else_=ibis.null("int64")
+        ).nunique(),
+    )
+    t = counts.cross_join(daily)
+    t = t.mutate(dau=t.active_user_days.cast("float64") / settings.mau_days)
+    return t.select("dau", "wau", "mau", dau_mau=ratio(t.dau, t.mau), wau_mau=ratio(t.wau, t.mau))

@@ -1,0 +1,205 @@
+"""Customer value (R11, R12, R28): profit after the cost to serve, Pareto ABC, return classes.
+
+Definitions
+-----------
+Over the ``value_lookback_days`` before ``as_of`` (default 365; None for all history):
+
+- revenue = revenue of the customer's paid orders (refunded and cancelled orders excluded) +
+  subscription fees accrued in the window (``metrics.subscription_fees``: contractual customers
+  pay through subscriptions, which have no orders); margin = revenue - cost of those orders
+  (subscriptions carry no unit cost);
+- cost to serve = contacts × unit cost of their kind (``settings.contact_costs``: call, email,
+  chat, visit, sms, wechat) + complaints × ``complaint_cost`` + compensations ×
+  ``compensation_cost`` (interactions whose outcome is in ``compensation_outcomes``);
+- profit = margin - cost to serve.
+
+The customers valued are those with a paid order or a subscription before ``as_of``, or an
+interaction in the window; prospects without any have no profit, class or return class.
+
+*ABC* (seed 004's Pareto rule): customers sorted by profit descending (ties by customer_id);
+cumulative share = running sum of positive profit / total positive profit, the customer's own
+profit included. A: share <= 80 %; B: 80 % < share <= 90 %; C: the rest, and every customer
+with zero or negative profit (they contribute nothing to the positive total). The bounds are
+inclusive: a customer whose cumulative share is exactly 80 % is A. Shares are compared with a
+1e-12 tolerance so that float rounding of the running sum cannot move a customer across a bound.
+
+*Return classes* (seed 003): negative when profit < 0; among profit > 0, high / medium / low by
+profit terciles (the top third of profitable customers by rank is high, ties sharing the better
+class), or by fixed thresholds ``return_class_thresholds = (medium_from, high_from)``;
+zero profit is low.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from loyal.engine.common import Period, count_if, lookback_start, paid_orders, ratio, utc
+from loyal.engine.metrics import periods_table, subscription_fees
+from loyal.engine.settings import EngineSettings
+from loyal.engine.sources import Sources
+
+_EPS = 1e-12
+ABC_CLASSES = ("A", "B", "C")
+RETURN_CLASSES = ("high", "medium", "low", "negative")
+
+
+def cost_to_serve(interactions: ir.Table, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+    """Per customer with interactions in the value window: contacts, complaints, compensations,
+    contact_cost, complaint_cost, compensation_cost and cost_to_serve (their sum)."""
+    as_of = utc(as_of)
+    since = lookback_start(as_of, settings.value_lookback_days)
+    cond = interactions.occurred_at < as_of
+    if since is not None:
+        cond = cond & (interactions.occurred_at >= since)
+    i = interactions.filter(cond)
+    kinds = settings.contact_kinds
+    unit = (
+        ibis.cases(
+            *[
+                (i.kind == kind, ibis.literal(float(settings.contact_costs[kind])))
+                for kind in kinds
+            ],
+            else_=0.0,
+        )
+        if kinds
+        else ibis.literal(0.0)
+    )
+    is_compensation = i.outcome.isin(settings.compensation_outcomes)
+    agg = i.group_by("customer_id").aggregate(
+        contacts=count_if(i.kind.isin(kinds)) if kinds else ibis.literal(0, "int64"),
+        complaints=count_if(i.kind == "complaint"),
+        compensations=count_if(is_compensation),
+        contact_cost=unit.sum(),
+    )
+    agg = agg.mutate(
+        complaint_cost=agg.complaints * float(settings.complaint_cost),
+        compensation_cost=agg.compensations * float(settings.compensation_cost),
+    )
+    return agg.mutate(cost_to_serve=agg.contact_cost + agg.complaint_cost + agg.compensation_cost)
+
+
+def customer_profit(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+    """Per valued customer: order_revenue, subscription_revenue, revenue, cost_of_goods, margin,
+    contacts, complaints, compensations, cost_to_serve and profit over the value window (see
+    the module docstring)."""
+    as_of = utc(as_of)
+    since = lookback_start(as_of, settings.value_lookback_days)
+    subs = sources.subscriptions.filter(sources.subscriptions.started_at < as_of)
+    ever = paid_orders(sources.orders, as_of).select("customer_id")
+    o = paid_orders(sources.orders, as_of, since=since)
+    sales = o.group_by("customer_id").aggregate(
+        order_revenue=o.revenue.fill_null(0.0).sum(), cost_of_goods=o.cost.fill_null(0.0).sum()
+    )
+    window = periods_table([Period(as_of, as_of)])
+    fees = subscription_fees(subs, window, settings.value_lookback_days)
+    fees = fees.select("customer_id", subscription_revenue=fees.value)
+    serve = cost_to_serve(sources.interactions, as_of, settings)
+    ids = ever.union(subs.select("customer_id"), serve.select("customer_id"), distinct=True)
+    t = ids
+    for part in (sales, fees, serve):
+        part = part.rename(j_id="customer_id")
+        t = t.left_join(part, t.customer_id == part.j_id).drop("j_id")
+    t = t.select(
+        "customer_id",
+        order_revenue=t.order_revenue.fill_null(0.0),
+        subscription_revenue=t.subscription_revenue.fill_null(0.0),
+        cost_of_goods=t.cost_of_goods.fill_null(0.0),
+        contacts=t.contacts.fill_null(0),
+        complaints=t.complaints.fill_null(0),
+        compensations=t.compensations.fill_null(0),
+        cost_to_serve=t.cost_to_serve.fill_null(0.0),
+    )
+    t = t.mutate(revenue=t.order_revenue + t.subscription_revenue)
+    t = t.mutate(margin=t.revenue - t.cost_of_goods)
+    return t.mutate(profit=t.margin - t.cost_to_serve)
+
+
+def abc_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
+    """Pareto ABC classes and the Pareto chart's data, from a table with customer_id, profit.
+
+    Adds: rank (1 = most profitable), cum_customer_share = rank / customers,
+    cum_profit_share (running positive profit / total positive profit, see module docstring),
+    abc_class.
+    """
+    a, b = settings.abc_thresholds
+    w = ibis.window(order_by=[ibis.desc("profit"), "customer_id"])
+    running = ibis.window(
+        order_by=[ibis.desc("profit"), "customer_id"], preceding=None, following=0
+    )
+    positive = ibis.greatest(profit.profit, 0.0)
+    t = profit.mutate(
+        rank=(ibis.row_number().over(w) + 1).cast("int64"),
+        n_customers=profit.count().over(ibis.window()),
+        cum_positive=positive.sum().over(running),
+        total_positive=positive.sum().over(ibis.window()),
+    )
+    share = ratio(t.cum_positive, t.total_positive)
+    t = t.mutate(
+        cum_customer_share=t.rank.cast("float64") / t.n_customers,
+        cum_profit_share=share.fill_null(0.0),
+    )
+    cls = ibis.cases(
+        (t.profit <= 0, "C"),
+        (t.cum_profit_share <= a + _EPS, "A"),
+        (t.cum_profit_share <= b + _EPS, "B"),
+        else_="C",
+    )
+    return t.mutate(abc_class=cls).drop("n_customers", "cum_positive", "total_positive")
+
+
+def return_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
+    """Adds ``return_class`` (high, medium, low, negative) to a table with customer_id, profit."""
+    if settings.return_class_thresholds is not None:
+        medium_from, high_from = settings.return_class_thresholds
+        cls = ibis.cases(
+            (profit.profit < 0, "negative"),
+            (profit.profit >= high_from, "high"),
+            (profit.profit >= medium_from, "medium"),
+            else_="low",
+        )
+        return profit.mutate(return_class=cls)
+    # Terciles among the profitable: position = (customers with strictly more profit) / count.
+    positive = profit.profit > 0
+    w = ibis.window(group_by=positive, order_by=ibis.desc(profit.profit))
+    t = profit.mutate(
+        _pos=positive,
+        _above=ibis.rank().over(w),  # 0-based, ties share the lowest rank
+        _n=profit.count().over(ibis.window(group_by=positive)),
+    )
+    position = t._above.cast("float64") / t._n
+    cls = ibis.cases(
+        (t.profit < 0, "negative"),
+        (~t._pos, "low"),
+        (position * 3 < 1, "high"),
+        (position * 3 < 2, "medium"),
+        else_="low",
+    )
+    return t.mutate(return_class=cls).drop("_pos", "_above", "_n")
+
+
+def customer_value(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+    """``customer_profit`` with ``abc_classes`` and ``return_classes`` added."""
+    profit = customer_profit(sources, as_of, settings)
+    return return_classes(abc_classes(profit, settings), settings)
+
+
+def class_summary(valued: ir.Table, column: str = "abc_class") -> ir.Table:
+    """Per class of ``column``: customers, share of customers, profit, margin, cost_to_serve
+    and share of total profit (the margin of each class, R28)."""
+    g = valued.group_by(column).aggregate(
+        customers=valued.count(),
+        revenue=valued.revenue.sum(),
+        margin=valued.margin.sum(),
+        cost_to_serve=valued.cost_to_serve.sum(),
+        profit=valued.profit.sum(),
+        complaints=valued.complaints.sum(),
+        negative_customers=count_if(valued.profit < 0),
+    )
+    total = ibis.window()
+    return g.mutate(
+        customer_share=ratio(g.customers, g.customers.sum().over(total)),
+        profit_share=ratio(g.profit, g.profit.sum().over(total)),
+    ).order_by(column)

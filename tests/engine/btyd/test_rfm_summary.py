@@ -1,0 +1,142 @@
+"""loyal.engine.summary: lifetimes' summary conventions, on DuckDB through Ibis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
+
+from loyal.engine.btyd import group_histories
+from loyal.engine.summary import (
+    calibration_holdout_summary,
+    customer_summary,
+    rfm_patterns,
+)
+
+Run = Callable[[ir.Table], pd.DataFrame]
+COLUMNS = ["frequency", "recency", "T", "monetary_value"]
+
+
+@pytest.mark.parametrize("period", ["D", "W"])
+def test_summary_matches_lifetimes_on_cdnow_master(
+    master_orders: ir.Table, cdnow_master: pd.DataFrame, run: Run, period: str
+) -> None:
+    ours = run(customer_summary(master_orders, date(1998, 6, 30), period=period))  # type: ignore[arg-type]
+    theirs = summary_data_from_transaction_data(
+        cdnow_master,
+        "customer_id",
+        "date",
+        monetary_value_col="dollar_value",
+        observation_period_end="1998-06-30",
+        freq=period,
+    ).sort_index()
+    assert list(ours.columns) == COLUMNS
+    assert ours.index.equals(theirs.index)
+    for col in COLUMNS:
+        np.testing.assert_allclose(ours[col], theirs[col], rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+def test_calibration_holdout_matches_lifetimes(
+    master_orders: ir.Table, cdnow_master: pd.DataFrame, run: Run
+) -> None:
+    ours = run(
+        calibration_holdout_summary(master_orders, date(1997, 9, 30), date(1998, 6, 30), period="W")
+    )
+    theirs = calibration_and_holdout_data(
+        cdnow_master,
+        "customer_id",
+        "date",
+        calibration_period_end="1997-09-30",
+        observation_period_end="1998-06-30",
+        freq="W",
+        monetary_value_col="dollar_value",
+    ).sort_index()
+    assert ours.index.equals(theirs.index)
+    same = [f"{c}_cal" for c in COLUMNS] + ["frequency_holdout", "duration_holdout"]
+    for col in same:
+        np.testing.assert_allclose(ours[col], theirs[col], rtol=1e-12, atol=1e-9, err_msg=col)
+    # Holdout spend is the mean of purchase *periods* (lifetimes averages single orders).
+    hold = cdnow_master[(cdnow_master["date"] > "1997-09-30")]
+    per_week = hold.groupby(["customer_id", hold["date"].dt.to_period("W")])["dollar_value"].sum()
+    expected = per_week.groupby(level=0).mean().reindex(ours.index, fill_value=0.0)
+    np.testing.assert_allclose(ours["monetary_value_holdout"], expected, rtol=1e-12)
+
+
+def test_summary_with_calibration_end_is_the_split(master_orders: ir.Table, run: Run) -> None:
+    split = run(
+        customer_summary(master_orders, date(1998, 6, 30), calibration_end=date(1997, 9, 30))
+    )
+    assert "frequency_holdout" in split.columns and "T_cal" in split.columns
+
+
+@pytest.mark.parametrize("timezone", ["UTC", None])
+def test_orders_on_several_days_and_the_as_of_cut(
+    duckdb: ibis.BaseBackend, run: Run, timezone: str | None
+) -> None:
+    def at(day: int, hour: int = 12) -> datetime:
+        return datetime(2024, 3, day, hour, tzinfo=UTC)
+
+    orders = pa.table(
+        {
+            "customer_id": [1, 1, 1, 1, 2, 3],
+            "ordered_at": pa.array(
+                [at(1), at(1, 18), at(4), at(4, 20), at(2), at(5, 9)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "revenue": [10.0, 5.0, 7.0, 1.0, 3.0, 100.0],
+        }
+    )
+    if timezone is None:  # naive timestamps are UTC wall times
+        orders = orders.set_column(1, "ordered_at", orders["ordered_at"].cast(pa.timestamp("us")))
+    table = duckdb.create_table("tiny_orders", orders, overwrite=True)
+    # Two orders a day are one purchase of 15 and one of 8; customer 3 buys after as_of.
+    got = run(customer_summary(table, datetime(2024, 3, 5, 8, tzinfo=UTC)))
+    assert got.to_dict("index") == {
+        1: {"frequency": 1.0, "recency": 3.0, "T": 4.0, "monetary_value": 8.0},
+        2: {"frequency": 0.0, "recency": 0.0, "T": 3.0, "monetary_value": 0.0},
+    }
+    # A date as_of covers the whole day; without amounts there is no monetary_value.
+    by_day = run(customer_summary(table, date(2024, 3, 5), amount_col=None))
+    assert list(by_day.columns) == ["frequency", "recency", "T"]
+    assert by_day.loc[3, "T"] == 0.0
+
+
+def test_rfm_patterns_count_customers(master_orders: ir.Table, run: Run) -> None:
+    summary = customer_summary(master_orders, date(1997, 9, 30), period="W")
+    keys = ["frequency", "recency", "T"]
+    in_sql = run(rfm_patterns(summary)).sort_values(keys).reset_index(drop=True)
+    customers = run(summary)
+    assert in_sql["n_customers"].sum() == len(customers)
+    x, t_x, age, counts, inverse = group_histories(*(customers[c] for c in keys))
+    in_numpy = pd.DataFrame({"frequency": x, "recency": t_x, "T": age, "n_customers": counts})
+    pd.testing.assert_frame_equal(in_sql, in_numpy.sort_values(keys).reset_index(drop=True))
+    np.testing.assert_array_equal(t_x[inverse], customers["recency"])
+
+
+def test_builds_an_expression_without_data() -> None:
+    # An unbound table: nothing can execute, yet the expression builds and compiles to SQL.
+    orders = ibis.table(
+        {"customer_id": "int64", "ordered_at": "timestamp('UTC')", "revenue": "float64"},
+        name="orders",
+    )
+    expr = calibration_holdout_summary(orders, date(2024, 1, 31), date(2024, 3, 31))
+    sql = ibis.to_sql(expr, dialect="duckdb")
+    assert "GROUP BY" in sql
+
+
+def test_bad_arguments_are_explained(master_orders: ir.Table) -> None:
+    with pytest.raises(ValueError, match="as_of is a naive datetime"):
+        customer_summary(master_orders, datetime(1998, 6, 30))
+    with pytest.raises(ValueError, match="period must be 'D'"):
+        customer_summary(master_orders, date(1998, 6, 30), period="M")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no column 'ordered_on'"):
+        customer_summary(master_orders, date(1998, 6, 30), time_col="ordered_on")
+    with pytest.raises(ValueError, match="must be after calibration_end"):
+        calibration_holdout_summary(master_orders, date(1998, 1, 1), date(1997, 1, 1))

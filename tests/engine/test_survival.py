@@ -1,0 +1,89 @@
+"""Survival (R10): subscription durations and Kaplan-Meier curves by segment."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from loyal.engine import survival
+from loyal.engine.execution import to_arrow
+from loyal.engine.settings import EngineSettings
+
+from .conftest import make_sources, ts
+
+
+def test_durations_of_subscription_spells(duck):
+    src = make_sources(
+        duck,
+        customers=[
+            dict(customer_id=1, acquisition_channel="web"),
+            dict(customer_id=2, acquisition_channel="store"),
+        ],
+        subscriptions=[
+            # Customer 1: renewed 10 days after the first end (grace 30): one spell, Jan 1 to
+            # Apr 1 = 91 days, churned (Apr 1 + 30 days < Jun 1).
+            dict(subscription_id=1, customer_id=1, started_at="2024-01-01", ended_at="2024-02-01"),
+            dict(subscription_id=2, customer_id=1, started_at="2024-02-11", ended_at="2024-04-01"),
+            # Customer 2: ended May 20, still in grace on Jun 1: censored at Jun 1 (31 days).
+            dict(subscription_id=3, customer_id=2, started_at="2024-05-01", ended_at="2024-05-20"),
+            # Customer 3 still subscribes: censored, 152 days.
+            dict(subscription_id=4, customer_id=3, started_at="2024-01-01"),
+        ],
+        orders=[dict(order_id=1, customer_id=9, ordered_at="2024-01-01", status="paid")],
+    )
+    settings = EngineSettings(churn_window_days=30, subscription_grace_days=30)
+    expr = survival.subscription_durations(
+        src, ts("2024-06-01"), settings, by="acquisition_channel"
+    )
+    got = {r["customer_id"]: r for r in to_arrow(expr).to_pylist()}
+    assert set(got) == {1, 2, 3}  # order-based customer 9 has no subscription
+    assert (got[1]["duration_days"], got[1]["event"], got[1]["acquisition_channel"]) == (
+        91.0,
+        True,
+        "web",
+    )
+    assert (got[2]["duration_days"], got[2]["event"]) == (31.0, False)
+    assert (got[3]["duration_days"], got[3]["event"], got[3]["acquisition_channel"]) == (
+        152.0,
+        False,
+        None,
+    )
+
+
+def test_kaplan_meier_by_hand():
+    durations = pa.table(
+        {"duration_days": [1.0, 2.0, 2.0, 3.0, 4.0], "event": [True, True, False, True, False]}
+    )
+    got = survival.kaplan_meier(durations).to_pylist()
+    curve = {r["time_days"]: r for r in got}
+    # t=1: 5 at risk, 1 churns -> 4/5 = 0.8; t=2: 4 at risk, 1 churns (1 censored) -> 0.8 x 3/4
+    # = 0.6; t=3: 2 at risk, 1 churns -> 0.3; t=4: 1 at risk, censored -> 0.3.
+    assert [curve[t]["survival"] for t in (0.0, 1.0, 2.0, 3.0, 4.0)] == pytest.approx(
+        [1.0, 0.8, 0.6, 0.3, 0.3]
+    )
+    assert [curve[t]["at_risk"] for t in (1.0, 2.0, 3.0, 4.0)] == [5, 4, 2, 1]
+    assert {r["group"] for r in got} == {"all"}
+    for r in got:
+        assert r["ci_lower"] <= r["survival"] <= r["ci_upper"]
+
+
+def test_kaplan_meier_by_segment_on_a_timeline():
+    durations = pa.table(
+        {
+            "duration_days": [10.0, 20.0, 30.0, 5.0],
+            "event": [True, True, True, False],
+            "plan": ["basic", "basic", "pro", None],
+        }
+    )
+    got = survival.kaplan_meier(durations, by="plan", timeline=[0, 15, 25]).to_pylist()
+    curves = {(r["group"], r["time_days"]): r["survival"] for r in got}
+    # basic: churn at 10 and 20 -> 0.5 at day 15, 0 at day 25; pro: 1 until day 30.
+    assert curves[("basic", 15.0)] == pytest.approx(0.5)
+    assert curves[("basic", 25.0)] == pytest.approx(0.0)
+    assert curves[("pro", 25.0)] == pytest.approx(1.0)
+    assert curves[(None, 25.0)] == pytest.approx(1.0)
+
+
+def test_kaplan_meier_names_missing_columns():
+    with pytest.raises(ValueError, match="'plan'"):
+        survival.kaplan_meier(pa.table({"duration_days": [1.0], "event": [True]}), by="plan")
