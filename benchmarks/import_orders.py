@@ -43,26 +43,50 @@ def make_csv(path: Path, lines: int, seed: int = 1) -> None:
     price_cents = (sku * 37 % 20000) + 500
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["order_id", "customer_id", "ordered_at", "status", "sku", "category", "quantity",
-                         "unit_price", "unit_cost"])
+        writer.writerow(
+            [
+                "order_id",
+                "customer_id",
+                "ordered_at",
+                "status",
+                "sku",
+                "category",
+                "quantity",
+                "unit_price",
+                "unit_cost",
+            ]
+        )
         for begin in range(0, lines, 100_000):
             end = min(begin + 100_000, lines)
             o = order_of_line[begin:end]
             when = (start + seconds_of_order[o].astype("timedelta64[s]")).astype(str)
             for i in range(end - begin):
                 line = begin + i
-                writer.writerow([
-                    "O{:08d}".format(o[i]), "C{:07d}".format(customer_of_order[o[i]]), when[i].replace("T", " "),
-                    "paid", "SKU{:04d}".format(sku[line]), "cat{}".format(sku[line] % 12), quantity[line],
-                    "{:.2f}".format(price_cents[line] / 100), "{:.2f}".format(price_cents[line] * 0.6 / 100),
-                ])
+                writer.writerow(
+                    [
+                        "O{:08d}".format(o[i]),
+                        "C{:07d}".format(customer_of_order[o[i]]),
+                        when[i].replace("T", " "),
+                        "paid",
+                        "SKU{:04d}".format(sku[line]),
+                        "cat{}".format(sku[line] % 12),
+                        quantity[line],
+                        "{:.2f}".format(price_cents[line] / 100),
+                        "{:.2f}".format(price_cents[line] * 0.6 / 100),
+                    ]
+                )
 
 
 def run_import(csv_path: Path, env: dict[str, str]) -> tuple[float, int]:
     """Seconds and peak memory (bytes) of one `loyal import orders` child process."""
     started = time.perf_counter()
-    process = subprocess.Popen([*LOYAL, "import", "orders", str(csv_path)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*LOYAL, "import", "orders", str(csv_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     output = process.stdout.read() + process.stderr.read()
@@ -77,7 +101,9 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -85,7 +111,11 @@ def main() -> None:
     if not csv_path.exists():
         print("generating {} ...".format(csv_path))
         make_csv(csv_path, args.lines)
-    print("file: {} ({:.0f} MB, {} order lines)".format(csv_path.name, csv_path.stat().st_size / 1e6, args.lines))
+    print(
+        "file: {} ({:.0f} MB, {} order lines)".format(
+            csv_path.name, csv_path.stat().st_size / 1e6, args.lines
+        )
+    )
 
     results = []
     with tempfile.TemporaryDirectory() as data_dir:
@@ -93,11 +123,17 @@ def main() -> None:
         base.pop("LOYAL_DATABASE_URL", None)
         databases = {"SQLite": base}
         database_name = "loyal_bench_import"
-        subprocess.run(["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {}".format(database_name)],
-                       check=True)
-        subprocess.run(["psql", POSTGRES_ADMIN_URL, "-qc", "CREATE DATABASE {}".format(database_name)], check=True)
+        subprocess.run(
+            ["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {}".format(database_name)],
+            check=True,
+        )
+        subprocess.run(
+            ["psql", POSTGRES_ADMIN_URL, "-qc", "CREATE DATABASE {}".format(database_name)],
+            check=True,
+        )
         databases["PostgreSQL"] = {
-            **base, "LOYAL_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/{}".format(database_name)
+            **base,
+            "LOYAL_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/{}".format(database_name),
         }
         for name, env in databases.items():
             prepare(env)
@@ -106,16 +142,24 @@ def main() -> None:
             print("{}: same file again".format(name))
             second, second_memory = run_import(csv_path, env)
             results.append((name, first, second, max(first_memory, second_memory)))
-        subprocess.run(["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {}".format(database_name)],
-                       check=True)
+        subprocess.run(
+            ["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {}".format(database_name)],
+            check=True,
+        )
 
     print()
-    print("{:<11} {:>10} {:>12} {:>12} {:>14} {:>12}".format(
-        "database", "seconds", "rows/s", "re-import s", "peak memory", "vs aim 50k/s"))
+    print(
+        "{:<11} {:>10} {:>12} {:>12} {:>14} {:>12}".format(
+            "database", "seconds", "rows/s", "re-import s", "peak memory", "vs aim 50k/s"
+        )
+    )
     for name, first, second, memory in results:
         rate = args.lines / first
-        print("{:<11} {:>10.1f} {:>12,.0f} {:>12.1f} {:>11.0f} MB {:>11.2f}x".format(
-            name, first, rate, second, memory / 2**20, rate / 50_000))
+        print(
+            "{:<11} {:>10.1f} {:>12,.0f} {:>12.1f} {:>11.0f} MB {:>11.2f}x".format(
+                name, first, rate, second, memory / 2**20, rate / 50_000
+            )
+        )
 
 
 if __name__ == "__main__":

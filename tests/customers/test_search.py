@@ -29,7 +29,12 @@ def test_two_character_word_finds_every_message_containing_it():
         record_interaction(customer, kind="chat", occurred_at=at(2024, 1, i + 1), body=text)
     found = set(search_interactions("退款").values_list("body", flat=True))
     assert found == {texts["a"], texts["b"], texts["c"]}
-    assert set(search_interactions("退").values_list("body", flat=True)) == {texts["a"], texts["b"], texts["c"], texts["d"]}
+    assert set(search_interactions("退").values_list("body", flat=True)) == {
+        texts["a"],
+        texts["b"],
+        texts["c"],
+        texts["d"],
+    }
     assert set(search_interactions("REFUND").values_list("body", flat=True)) == {texts["e"]}
     assert list(search_interactions("申请退款").values_list("body", flat=True)) == [texts["c"]]
     assert not search_interactions("退款 refund").exists()

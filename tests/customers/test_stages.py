@@ -17,10 +17,15 @@ def test_journey_is_replayed_from_history(staff):
     customer = Customer.objects.create(external_id="C1")
     change_stage(customer, "prospect", at=at(2024, 1, 1), reason="first contact")
     change_stage(customer, "customer", at=at(2024, 2, 1), reason="first order", by=staff)
-    change_stage(customer, "churned", at=at(2024, 9, 1), origin="analysis", reason="no order in 180 days")
+    change_stage(
+        customer, "churned", at=at(2024, 9, 1), origin="analysis", reason="no order in 180 days"
+    )
     change_stage(customer, "won_back", at=at(2025, 1, 1), reason="ordered again")
     assert [(s.from_stage, s.to_stage) for s in stage_history(customer)] == [
-        ("", "prospect"), ("prospect", "customer"), ("customer", "churned"), ("churned", "won_back"),
+        ("", "prospect"),
+        ("prospect", "customer"),
+        ("customer", "churned"),
+        ("churned", "won_back"),
     ]
     assert stage_history(customer)[1].changed_by == "li.na"
     assert stage_on(customer, at(2023, 12, 1)) is None

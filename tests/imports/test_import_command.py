@@ -74,7 +74,11 @@ def test_importing_the_same_file_twice_keeps_the_counts(tmp_path, capsys):
     call_command("import", "orders", str(path))
     counts = (Customer.objects.count(), Order.objects.count(), OrderLine.objects.count())
     call_command("import", "orders", str(path))
-    assert (Customer.objects.count(), Order.objects.count(), OrderLine.objects.count()) == counts == (4, 6, 12)
+    assert (
+        (Customer.objects.count(), Order.objects.count(), OrderLine.objects.count())
+        == counts
+        == (4, 6, 12)
+    )
     assert "0 created, 0 updated, 12 unchanged" in capsys.readouterr().out
 
 
@@ -85,8 +89,17 @@ def test_template_then_mapping_with_chinese_headers(tmp_path):
     assert template.read_text(encoding="utf-8-sig").startswith("external_id,name")
     data = tmp_path / "客户.csv"
     data.write_text("客户编号,姓名,阶段\nC1,王芳,流失\n", encoding="gb18030")
-    call_command("import", "customers", str(data), "--map", "客户编号=external_id", "--map", "姓名=name",
-                 "--map", "阶段=stage")
+    call_command(
+        "import",
+        "customers",
+        str(data),
+        "--map",
+        "客户编号=external_id",
+        "--map",
+        "姓名=name",
+        "--map",
+        "阶段=stage",
+    )
     customer = Customer.objects.get(external_id="C1")
     assert (customer.name, customer.stage) == ("王芳", "churned")
 
@@ -98,7 +111,9 @@ def test_command_line_exits_non_zero_without_traceback(tmp_path):
     path = write_orders(tmp_path / "orders.csv", bad=True)
     loyal = [sys.executable, "-m", "loyal"]
     subprocess.run([*loyal, "migrate", "-v", "0"], env=env, check=True)
-    result = subprocess.run([*loyal, "import", "orders", str(path)], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [*loyal, "import", "orders", str(path)], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert "row 7" in result.stderr and "row 12" in result.stderr
     assert "Traceback" not in result.stderr

@@ -17,8 +17,15 @@ pytestmark = pytest.mark.django_db
 def test_customers_load_once_and_reimport_changes_nothing(staff):
     table = customers_table(
         [
-            {"external_id": "C1", "name": "王芳", "email": "wf@example.cn", "stage": "customer", "owner": "li.na",
-             "tags": "vip;newsletter", "joined_at": at(2024, 1, 5)},
+            {
+                "external_id": "C1",
+                "name": "王芳",
+                "email": "wf@example.cn",
+                "stage": "customer",
+                "owner": "li.na",
+                "tags": "vip;newsletter",
+                "joined_at": at(2024, 1, 5),
+            },
             {"external_id": "C2", "name": "Emma Smith", "stage": "prospect"},
         ]
     )
@@ -36,10 +43,23 @@ def test_customers_load_once_and_reimport_changes_nothing(staff):
 
 
 def test_stage_change_on_reimport_is_kept_in_history():
-    load_tables("customers", [customers_table([{"external_id": "C1", "stage": "prospect", "joined_at": at(2024, 1, 1)}])])
-    result = load_tables("customers", [customers_table([{"external_id": "C1", "stage": "customer"}])])
+    load_tables(
+        "customers",
+        [
+            customers_table(
+                [{"external_id": "C1", "stage": "prospect", "joined_at": at(2024, 1, 1)}]
+            )
+        ],
+    )
+    result = load_tables(
+        "customers", [customers_table([{"external_id": "C1", "stage": "customer"}])]
+    )
     assert result.updated == 1
-    steps = list(StageChange.objects.filter(customer__external_id="C1").values_list("from_stage", "to_stage", "origin"))
+    steps = list(
+        StageChange.objects.filter(customer__external_id="C1").values_list(
+            "from_stage", "to_stage", "origin"
+        )
+    )
     assert steps == [("", "prospect", "import"), ("prospect", "customer", "import")]
     assert Customer.objects.get(external_id="C1").stage == "customer"
 
@@ -52,13 +72,33 @@ def test_unknown_owner_is_refused_with_its_row():
 
 def test_orders_create_customers_products_and_sums():
     rows = [
-        {"order_id": "O1", "customer_id": "C9", "ordered_at": at(2024, 3, 1), "sku": "BEAN-1", "product_name": "咖啡豆",
-         "category": "coffee", "quantity": 2, "unit_price": "50.00", "discount": "5", "unit_cost": "20"},
-        {"order_id": "O1", "customer_id": "C9", "ordered_at": at(2024, 3, 1), "sku": "FILTER", "category": "coffee",
-         "unit_price": "10"},
+        {
+            "order_id": "O1",
+            "customer_id": "C9",
+            "ordered_at": at(2024, 3, 1),
+            "sku": "BEAN-1",
+            "product_name": "咖啡豆",
+            "category": "coffee",
+            "quantity": 2,
+            "unit_price": "50.00",
+            "discount": "5",
+            "unit_cost": "20",
+        },
+        {
+            "order_id": "O1",
+            "customer_id": "C9",
+            "ordered_at": at(2024, 3, 1),
+            "sku": "FILTER",
+            "category": "coffee",
+            "unit_price": "10",
+        },
     ]
     result = load_tables("orders", [orders_table(rows)])
-    assert (result.created, result.also_created["customers"], result.also_created["products"]) == (2, 1, 2)
+    assert (result.created, result.also_created["customers"], result.also_created["products"]) == (
+        2,
+        1,
+        2,
+    )
     order = Order.objects.get(external_id="O1")
     assert order.revenue == Decimal("105.00")  # 2 × 50 − 5 + 1 × 10
     assert order.cost == Decimal("40.00")  # 2 × 20 (the filter's cost is unknown)
@@ -71,8 +111,20 @@ def test_orders_create_customers_products_and_sums():
 
 def test_order_lines_that_disagree_on_the_customer_are_refused():
     rows = [
-        {"order_id": "O1", "customer_id": "C1", "ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "1"},
-        {"order_id": "O1", "customer_id": "C2", "ordered_at": at(2024, 3, 1), "sku": "B", "unit_price": "1"},
+        {
+            "order_id": "O1",
+            "customer_id": "C1",
+            "ordered_at": at(2024, 3, 1),
+            "sku": "A",
+            "unit_price": "1",
+        },
+        {
+            "order_id": "O1",
+            "customer_id": "C2",
+            "ordered_at": at(2024, 3, 1),
+            "sku": "B",
+            "unit_price": "1",
+        },
     ]
     with pytest.raises(ImportRefused, match="row 3"):
         load_tables("orders", [orders_table(rows)])
@@ -80,14 +132,27 @@ def test_order_lines_that_disagree_on_the_customer_are_refused():
 
 
 def test_events_without_ids_are_identified_by_content():
-    event = {"customer_id": "C1", "occurred_at": at(2024, 5, 1, 9), "event_type": "view", "page": "home"}
-    result = load_tables("events", [kind_table("events", [event, event, {**event, "page": "cart"}])])
+    event = {
+        "customer_id": "C1",
+        "occurred_at": at(2024, 5, 1, 9),
+        "event_type": "view",
+        "page": "home",
+    }
+    result = load_tables(
+        "events", [kind_table("events", [event, event, {**event, "page": "cart"}])]
+    )
     assert result.created == 2
     assert load_tables("events", [kind_table("events", [event])]).created == 0
 
 
 def test_subscription_ending_before_it_starts_is_refused():
-    row = {"subscription_id": "S1", "customer_id": "C1", "plan": "plus", "amount": "30",
-           "started_at": at(2024, 5, 1), "ended_at": at(2024, 4, 1)}
+    row = {
+        "subscription_id": "S1",
+        "customer_id": "C1",
+        "plan": "plus",
+        "amount": "30",
+        "started_at": at(2024, 5, 1),
+        "ended_at": at(2024, 4, 1),
+    }
     with pytest.raises(ImportRefused, match="ends before it starts"):
         load_tables("subscriptions", [kind_table("subscriptions", [row])])

@@ -28,7 +28,11 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     # The engine's stages are written back, each change kept in the history.
     analysed = StageChange.objects.filter(origin="analysis")
     assert analysed.exists()
-    assert set(Customer.objects.values_list("stage", flat=True)) >= {"customer", "churned", "prospect"}
+    assert set(Customer.objects.values_list("stage", flat=True)) >= {
+        "customer",
+        "churned",
+        "prospect",
+    }
 
     charts = run.charts
     # Findings the demo was built to contain (see loyal.demo.generator):
@@ -43,7 +47,11 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     ladder = {r["purchases"]: r["repeat_rate"] for r in charts["loyalty_ladder"]}
     assert ladder[1] < ladder[2] < ladder[5]
     # ...and memberships are most fragile in the first six months.
-    hazard = {r["tenure_month"]: r["hazard"] for r in charts["subscription_hazard"] if r["hazard"] is not None}
+    hazard = {
+        r["tenure_month"]: r["hazard"]
+        for r in charts["subscription_hazard"]
+        if r["hazard"] is not None
+    }
     early = [hazard[m] for m in range(1, 7) if m in hazard]
     late = [hazard[m] for m in range(7, 19) if m in hazard]
     assert sum(early) / len(early) > sum(late) / len(late)
@@ -53,7 +61,10 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     assert scored.count() > 1000 and scored.filter(clv__gt=0).exists()
     assert CustomerScore.objects.exclude(churn_probability=None).exists()
     assert CustomerScore.objects.exclude(reasons=[]).exists()
-    assert set(CustomerScore.objects.values_list("next_action", flat=True)) >= {"leave_alone", "nurture"}
+    assert set(CustomerScore.objects.values_list("next_action", flat=True)) >= {
+        "leave_alone",
+        "nurture",
+    }
     assert {"btyd", "churn"} <= set(run.fitted_models)
     assert 0.5 < run.fitted_models["churn"]["auc"] <= 1
     assert KpiSnapshot.objects.filter(run=run, kpi="customer_equity", value__gt=0).exists()

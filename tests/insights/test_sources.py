@@ -14,18 +14,60 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_records_are_read_with_engine_schemas():
-    load_tables("customers", [customers_table([
-        {"external_id": "C1", "name": "王芳", "stage": "customer", "joined_at": at(2024, 1, 5)},
-        {"external_id": "C2"},
-    ])])
-    load_tables("orders", [orders_table([
-        {"order_id": "O1", "customer_id": "C1", "ordered_at": at(2024, 3, 1, 10), "sku": "A", "category": "coffee",
-         "quantity": 2, "unit_price": "50.5", "discount": "1", "unit_cost": "20"},
-    ])])
-    load_tables("subscriptions", [kind_table("subscriptions", [
-        {"subscription_id": "S1", "customer_id": "C1", "plan": "plus", "amount": "120", "period": "year",
-         "started_at": at(2024, 1, 1)},
-    ])])
+    load_tables(
+        "customers",
+        [
+            customers_table(
+                [
+                    {
+                        "external_id": "C1",
+                        "name": "王芳",
+                        "stage": "customer",
+                        "joined_at": at(2024, 1, 5),
+                    },
+                    {"external_id": "C2"},
+                ]
+            )
+        ],
+    )
+    load_tables(
+        "orders",
+        [
+            orders_table(
+                [
+                    {
+                        "order_id": "O1",
+                        "customer_id": "C1",
+                        "ordered_at": at(2024, 3, 1, 10),
+                        "sku": "A",
+                        "category": "coffee",
+                        "quantity": 2,
+                        "unit_price": "50.5",
+                        "discount": "1",
+                        "unit_cost": "20",
+                    },
+                ]
+            )
+        ],
+    )
+    load_tables(
+        "subscriptions",
+        [
+            kind_table(
+                "subscriptions",
+                [
+                    {
+                        "subscription_id": "S1",
+                        "customer_id": "C1",
+                        "plan": "plus",
+                        "amount": "120",
+                        "period": "year",
+                        "started_at": at(2024, 1, 1),
+                    },
+                ],
+            )
+        ],
+    )
     tables = read_records()
     for name, schema in SCHEMAS.items():
         assert tables[name].schema.equals(schema), name

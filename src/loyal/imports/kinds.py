@@ -89,8 +89,15 @@ ORDER_STATUS_ALIASES = (
     ("canceled", "cancelled"),
 )
 BILLING_PERIODS = ("month", "quarter", "year")
-BILLING_PERIOD_ALIASES = (("月", "month"), ("季", "quarter"), ("年", "year"), ("monthly", "month"),
-                          ("quarterly", "quarter"), ("yearly", "year"), ("annual", "year"))
+BILLING_PERIOD_ALIASES = (
+    ("月", "month"),
+    ("季", "quarter"),
+    ("年", "year"),
+    ("monthly", "month"),
+    ("quarterly", "quarter"),
+    ("yearly", "year"),
+    ("annual", "year"),
+)
 INTERACTION_KINDS = ("call", "email", "chat", "visit", "note", "complaint", "sms", "wechat")
 INTERACTION_KIND_ALIASES = (
     ("电话", "call"),
@@ -108,10 +115,21 @@ INTERACTION_KIND_ALIASES = (
     ("微信", "wechat"),
 )
 DIRECTIONS = ("inbound", "outbound")
-DIRECTION_ALIASES = (("呼入", "inbound"), ("呼出", "outbound"), ("in", "inbound"), ("out", "outbound"))
+DIRECTION_ALIASES = (
+    ("呼入", "inbound"),
+    ("呼出", "outbound"),
+    ("in", "inbound"),
+    ("out", "outbound"),
+)
 CHANNELS = ("email", "sms", "wechat", "phone")
-CHANNEL_ALIASES = (("邮件", "email"), ("郵件", "email"), ("短信", "sms"), ("微信", "wechat"),
-                   ("电话", "phone"), ("電話", "phone"))
+CHANNEL_ALIASES = (
+    ("邮件", "email"),
+    ("郵件", "email"),
+    ("短信", "sms"),
+    ("微信", "wechat"),
+    ("电话", "phone"),
+    ("電話", "phone"),
+)
 
 _T = ColumnType
 
@@ -121,18 +139,40 @@ CUSTOMERS = Kind(
     key=("external_id",),
     allows_attributes=True,
     columns=(
-        Column("external_id", _T.TEXT, required=True, max_length=100,
-               help="The customer's id in your system; unique within the import source."),
+        Column(
+            "external_id",
+            _T.TEXT,
+            required=True,
+            max_length=100,
+            help="The customer's id in your system; unique within the import source.",
+        ),
         Column("name", _T.TEXT, max_length=200, help="Full name; Chinese names welcome."),
         Column("email", _T.TEXT, max_length=254),
         Column("phone", _T.TEXT, max_length=50),
         Column("wechat", _T.TEXT, max_length=100),
-        Column("stage", _T.CHOICE, choices=STAGES, choice_aliases=STAGE_ALIASES,
-               help="Lifecycle stage; a change is kept in the stage history."),
-        Column("owner", _T.TEXT, max_length=150, help="Username of the staff member who owns the customer."),
+        Column(
+            "stage",
+            _T.CHOICE,
+            choices=STAGES,
+            choice_aliases=STAGE_ALIASES,
+            help="Lifecycle stage; a change is kept in the stage history.",
+        ),
+        Column(
+            "owner",
+            _T.TEXT,
+            max_length=150,
+            help="Username of the staff member who owns the customer.",
+        ),
         Column("tags", _T.TEXT, help="Tags separated by ';' or ','."),
-        Column("acquisition_source", _T.TEXT, max_length=100, help="Where the customer came from, e.g. a campaign."),
-        Column("acquisition_channel", _T.TEXT, max_length=100, help="e.g. web, store, referral, ads."),
+        Column(
+            "acquisition_source",
+            _T.TEXT,
+            max_length=100,
+            help="Where the customer came from, e.g. a campaign.",
+        ),
+        Column(
+            "acquisition_channel", _T.TEXT, max_length=100, help="e.g. web, store, referral, ads."
+        ),
         Column("joined_at", _T.DATETIME, help="First contact; defaults to the import time."),
         Column("birthday", _T.DATE),
         Column("city", _T.TEXT, max_length=100),
@@ -145,15 +185,35 @@ ORDERS = Kind(
     key=("order_id", "line_no"),
     columns=(
         Column("order_id", _T.TEXT, required=True, max_length=100),
-        Column("customer_id", _T.TEXT, required=True, max_length=100,
-               help="The customer's external_id; unknown customers are created."),
+        Column(
+            "customer_id",
+            _T.TEXT,
+            required=True,
+            max_length=100,
+            help="The customer's external_id; unknown customers are created.",
+        ),
         Column("ordered_at", _T.DATETIME, required=True),
-        Column("status", _T.CHOICE, choices=ORDER_STATUSES, choice_aliases=ORDER_STATUS_ALIASES,
-               help="paid (default), refunded or cancelled."),
+        Column(
+            "status",
+            _T.CHOICE,
+            choices=ORDER_STATUSES,
+            choice_aliases=ORDER_STATUS_ALIASES,
+            help="paid (default), refunded or cancelled.",
+        ),
         Column("channel", _T.TEXT, max_length=100, help="Sales channel, e.g. web, store, app."),
-        Column("line_no", _T.INTEGER, minimum=1,
-               help="Line number within the order; defaults to the line's position in the file."),
-        Column("sku", _T.TEXT, required=True, max_length=100, help="Product code; unknown products are created."),
+        Column(
+            "line_no",
+            _T.INTEGER,
+            minimum=1,
+            help="Line number within the order; defaults to the line's position in the file.",
+        ),
+        Column(
+            "sku",
+            _T.TEXT,
+            required=True,
+            max_length=100,
+            help="Product code; unknown products are created.",
+        ),
         Column("product_name", _T.TEXT, max_length=200),
         Column("category", _T.TEXT, max_length=100),
         Column("quantity", _T.DECIMAL, minimum=0, help="Defaults to 1."),
@@ -171,9 +231,20 @@ SUBSCRIPTIONS = Kind(
         Column("subscription_id", _T.TEXT, required=True, max_length=100),
         Column("customer_id", _T.TEXT, required=True, max_length=100),
         Column("plan", _T.TEXT, required=True, max_length=100),
-        Column("amount", _T.DECIMAL, required=True, minimum=0, help="Recurring amount per billing period."),
-        Column("period", _T.CHOICE, choices=BILLING_PERIODS, choice_aliases=BILLING_PERIOD_ALIASES,
-               help="Billing period: month (default), quarter or year."),
+        Column(
+            "amount",
+            _T.DECIMAL,
+            required=True,
+            minimum=0,
+            help="Recurring amount per billing period.",
+        ),
+        Column(
+            "period",
+            _T.CHOICE,
+            choices=BILLING_PERIODS,
+            choice_aliases=BILLING_PERIOD_ALIASES,
+            help="Billing period: month (default), quarter or year.",
+        ),
         Column("started_at", _T.DATETIME, required=True),
         Column("ended_at", _T.DATETIME, help="Empty while the subscription runs."),
         Column("cancellation_reason", _T.TEXT, max_length=200),
@@ -185,12 +256,18 @@ EVENTS = Kind(
     help="One row per behaviour event (page view, click, ...) on your site or app.",
     key=("event_id",),
     columns=(
-        Column("event_id", _T.TEXT, max_length=100,
-               help="Your event id; without one, identical rows count as one event."),
+        Column(
+            "event_id",
+            _T.TEXT,
+            max_length=100,
+            help="Your event id; without one, identical rows count as one event.",
+        ),
         Column("customer_id", _T.TEXT, required=True, max_length=100),
         Column("occurred_at", _T.DATETIME, required=True),
         Column("session_id", _T.TEXT, max_length=100),
-        Column("event_type", _T.TEXT, max_length=50, help="view (default), click, or your own type."),
+        Column(
+            "event_type", _T.TEXT, max_length=50, help="view (default), click, or your own type."
+        ),
         Column("page", _T.TEXT, max_length=200, help="Page or module."),
         Column("dwell_seconds", _T.NUMBER, minimum=0),
     ),
@@ -201,17 +278,31 @@ INTERACTIONS = Kind(
     help="One row per call, email, chat, visit, note or complaint.",
     key=("interaction_id",),
     columns=(
-        Column("interaction_id", _T.TEXT, max_length=100,
-               help="Your id; without one, identical rows count as one interaction."),
+        Column(
+            "interaction_id",
+            _T.TEXT,
+            max_length=100,
+            help="Your id; without one, identical rows count as one interaction.",
+        ),
         Column("customer_id", _T.TEXT, required=True, max_length=100),
         Column("occurred_at", _T.DATETIME, required=True),
-        Column("kind", _T.CHOICE, required=True, choices=INTERACTION_KINDS,
-               choice_aliases=INTERACTION_KIND_ALIASES),
+        Column(
+            "kind",
+            _T.CHOICE,
+            required=True,
+            choices=INTERACTION_KINDS,
+            choice_aliases=INTERACTION_KIND_ALIASES,
+        ),
         Column("direction", _T.CHOICE, choices=DIRECTIONS, choice_aliases=DIRECTION_ALIASES),
         Column("staff", _T.TEXT, max_length=150, help="Username of the staff member."),
         Column("subject", _T.TEXT, max_length=200),
         Column("body", _T.TEXT, help="The full text; kept without expiry and searchable."),
-        Column("outcome", _T.TEXT, max_length=50, help="e.g. resolved, unresolved, converted, no_answer."),
+        Column(
+            "outcome",
+            _T.TEXT,
+            max_length=50,
+            help="e.g. resolved, unresolved, converted, no_answer.",
+        ),
     ),
 )
 
@@ -221,10 +312,14 @@ CONSENTS = Kind(
     key=("customer_id", "channel", "recorded_at"),
     columns=(
         Column("customer_id", _T.TEXT, required=True, max_length=100),
-        Column("channel", _T.CHOICE, required=True, choices=CHANNELS, choice_aliases=CHANNEL_ALIASES),
+        Column(
+            "channel", _T.CHOICE, required=True, choices=CHANNELS, choice_aliases=CHANNEL_ALIASES
+        ),
         Column("opted_in", _T.BOOLEAN, required=True),
         Column("recorded_at", _T.DATETIME, required=True),
-        Column("source", _T.TEXT, max_length=100, help="Where the consent was given, e.g. web form."),
+        Column(
+            "source", _T.TEXT, max_length=100, help="Where the consent was given, e.g. web form."
+        ),
     ),
 )
 
