@@ -32,6 +32,7 @@ REASON_TEMPLATES: dict[str, Any] = {
         "only {count} visits in the last {days} days",
         "count",
     ),
+    # xgettext:no-python-format
     "activity_falling": _("activity down {percent}% on the previous two months"),
     "few_services": ngettext_lazy(
         "uses only {count} service", "uses only {count} services", "count"
