@@ -155,6 +155,7 @@ class Loader:
 
     def check(self) -> list[MergeError]:
         """Errors that need several rows (or the records) to see, naming each offending row."""
+        self.stage.analyze()
         stage = self.stage.name
         errors: list[MergeError] = []
         if self.kind.name == "orders":
@@ -226,11 +227,12 @@ class Loader:
         for column in ("customer_id", "ordered_at", "status", "channel"):
             if column not in self.present:
                 continue
+            # One ordered pass: each line beside the first line of its order.
             rows = fetch(
-                "SELECT s.row_number, s.{c}, f.first_row FROM {s} s JOIN (SELECT order_id, MIN(row_number) AS first_row"
-                " FROM {s} GROUP BY order_id) f ON f.order_id = s.order_id JOIN {s} first"
-                " ON first.row_number = f.first_row WHERE s.{c} IS DISTINCT FROM first.{c}"
-                " ORDER BY s.row_number LIMIT {n}".format(
+                "SELECT row_number, value, first_row FROM (SELECT row_number, {c} AS value,"
+                " FIRST_VALUE({c}) OVER w AS first_value, FIRST_VALUE(row_number) OVER w AS first_row"
+                " FROM {s} WINDOW w AS (PARTITION BY order_id ORDER BY row_number)) d"
+                " WHERE value IS DISTINCT FROM first_value ORDER BY row_number LIMIT {n}".format(
                     c=column, s=self.stage.name, n=_MAX_ROWS_NAMED
                 )
             )

@@ -107,6 +107,13 @@ class StagingTable:
             values = [_sqlite_values(piece.column(c.name), c.sql_type) for c in self.columns]
             raw.executemany(sql, zip(*values, strict=True))
 
+    def analyze(self) -> None:
+        """Give the planner the staged table's statistics (PostgreSQL never analyses temporary
+        tables by itself, and guesses badly without them)."""
+        if vendor() == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE {}".format(self.name))
+
     def drop(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS {}".format(self.name))
