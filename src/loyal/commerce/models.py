@@ -50,7 +50,10 @@ class Order(models.Model):
 
     source = models.CharField(_("source"), max_length=50, default=DEFAULT_SOURCE)
     external_id = models.CharField(_("external id"), max_length=100)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    # Indexed by (customer, ordered_at); a separate index would only slow bulk loads.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="orders", db_index=False
+    )
     ordered_at = models.DateTimeField(_("ordered at"))
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.PAID
@@ -84,7 +87,8 @@ class Order(models.Model):
 class OrderLine(models.Model):
     """One product on an order: quantity × unit price − discount, and the cost, so margin is known."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by the (order, line_no) unique constraint.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
     line_no = models.PositiveIntegerField(_("line"))
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.DecimalField(_("quantity"), max_digits=14, decimal_places=4, default=1)
@@ -114,7 +118,9 @@ class Subscription(models.Model):
 
     source = models.CharField(_("source"), max_length=50, default=DEFAULT_SOURCE)
     external_id = models.CharField(_("external id"), max_length=100)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="subscriptions")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
+    )  # indexed by (customer, started_at)
     plan = models.CharField(_("plan"), max_length=100)
     amount = models.DecimalField(_("recurring amount"), **MONEY)
     period = models.CharField(
@@ -149,7 +155,9 @@ class BehaviourEvent(models.Model):
     source = models.CharField(_("source"), max_length=50, default=DEFAULT_SOURCE)
     # The event id in the source system, or a digest of the row when the source has none.
     key = models.CharField(_("key"), max_length=100)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="events", db_index=False
+    )  # indexed by (customer, occurred_at)
     occurred_at = models.DateTimeField(_("occurred at"))
     session_id = models.CharField(_("session"), max_length=100, blank=True)
     event_type = models.CharField(_("event type"), max_length=50, default="view")

@@ -91,7 +91,9 @@ class ContactPoint(models.Model):
         PHONE = "phone", _("Phone")
         WECHAT = "wechat", _("WeChat")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contact_points")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="contact_points", db_index=False
+    )  # indexed by the (customer, kind, value) unique constraint
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     value = models.CharField(_("value"), max_length=254)
     is_primary = models.BooleanField(_("primary"), default=True)
@@ -118,7 +120,9 @@ class StageChange(models.Model):
         IMPORT = "import", _("Import")
         ANALYSIS = "analysis", _("Analysis")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="stage_changes")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="stage_changes", db_index=False
+    )  # indexed by (customer, changed_at)
     changed_at = models.DateTimeField(_("changed at"))
     from_stage = models.CharField(_("from stage"), max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(_("to stage"), max_length=20, choices=Stage.choices)
@@ -153,7 +157,9 @@ class Consent(models.Model):
         WECHAT = "wechat", _("WeChat")
         PHONE = "phone", _("Phone")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="consents", db_index=False
+    )  # indexed by the (customer, channel, recorded_at) unique constraint
     channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
     opted_in = models.BooleanField(_("opted in"))
     recorded_at = models.DateTimeField(_("recorded at"))
@@ -192,7 +198,9 @@ class Interaction(models.Model):
     source = models.CharField(_("source"), max_length=50, default=DEFAULT_SOURCE)
     # The id in the source system, or a digest of the row when the source has none.
     external_id = models.CharField(_("external id"), max_length=100)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )  # indexed by (customer, occurred_at)
     occurred_at = models.DateTimeField(_("occurred at"))
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     direction = models.CharField(

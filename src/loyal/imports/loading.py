@@ -155,7 +155,9 @@ class Loader:
 
     def check(self) -> list[MergeError]:
         """Errors that need several rows (or the records) to see, naming each offending row."""
-        self.stage.analyze()
+        self.stage.seal()
+        if self.tag_stage is not None:
+            self.tag_stage.seal()
         stage = self.stage.name
         errors: list[MergeError] = []
         if self.kind.name == "orders":
@@ -223,30 +225,43 @@ class Loader:
         ]
 
     def _conflicting_order_fields(self) -> list[MergeError]:
-        errors = []
-        for column in ("customer_id", "ordered_at", "status", "channel"):
-            if column not in self.present:
-                continue
-            # One ordered pass: each line beside the first line of its order.
-            rows = fetch(
-                "SELECT row_number, value, first_row FROM (SELECT row_number, {c} AS value,"
-                " FIRST_VALUE({c}) OVER w AS first_value, FIRST_VALUE(row_number) OVER w AS first_row"
-                " FROM {s} WINDOW w AS (PARTITION BY order_id ORDER BY row_number)) d"
-                " WHERE value IS DISTINCT FROM first_value ORDER BY row_number LIMIT {n}".format(
-                    c=column, s=self.stage.name, n=_MAX_ROWS_NAMED
-                )
+        """Lines of one order that disagree with its first line on an order-level field."""
+        columns = [
+            c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
+        ]
+        if not columns:
+            return []
+        # One ordered pass: each line beside the first line of its order, every field at once.
+        firsts = ", ".join("FIRST_VALUE({c}) OVER w AS first_{c}".format(c=c) for c in columns)
+        differs = " OR ".join("{c} IS DISTINCT FROM first_{c}".format(c=c) for c in columns)
+        rows = fetch(
+            "SELECT row_number, first_row, {columns}, {first_columns} FROM (SELECT row_number, {columns},"
+            " FIRST_VALUE(row_number) OVER w AS first_row, {firsts} FROM {s}"
+            " WINDOW w AS (PARTITION BY order_id ORDER BY row_number)) d WHERE {differs}"
+            " ORDER BY row_number LIMIT {n}".format(
+                columns=", ".join(columns),
+                first_columns=", ".join("first_" + c for c in columns),
+                firsts=firsts,
+                s=self.stage.name,
+                differs=differs,
+                n=_MAX_ROWS_NAMED,
             )
-            errors += [
-                MergeError(
-                    row,
-                    column,
-                    None if value is None else str(value),
-                    _(
-                        "lines of one order must agree on {column}: row {first} has another value"
-                    ).format(column=column, first=first),
-                )
-                for row, value, first in rows
-            ]
+        )
+        errors = []
+        for row, first, *values in rows:
+            mine, theirs = values[: len(columns)], values[len(columns) :]
+            for column, value, first_value in zip(columns, mine, theirs, strict=True):
+                if value != first_value:
+                    errors.append(
+                        MergeError(
+                            row,
+                            column,
+                            None if value is None else str(value),
+                            _(
+                                "lines of one order must agree on {column}: row {first} has another value"
+                            ).format(column=column, first=first),
+                        )
+                    )
         return errors
 
     def discard(self, rows: set[int]) -> None:
@@ -264,6 +279,9 @@ class Loader:
 
     def merge(self) -> LoadResult:
         """Upsert the staged rows into the records (see ``merging``); returns what changed."""
+        self.stage.seal()
+        if self.tag_stage is not None:
+            self.tag_stage.seal()
         try:
             return merging.merge(self)
         finally:

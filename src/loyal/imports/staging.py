@@ -64,21 +64,21 @@ class StagingTable:
     ):
         self.name = name
         self.columns = tuple(columns)
+        self.indexes = tuple(tuple(index) for index in indexes)
         self.rows = 0
+        self.sealed = False
         types = _SQL_TYPES[vendor()]
         definition = ", ".join("{} {}".format(c.name, types[c.sql_type]) for c in self.columns)
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS {}".format(name))
             cursor.execute("CREATE TEMPORARY TABLE {} ({})".format(name, definition))
-            for i, index_columns in enumerate(indexes):
-                cursor.execute(
-                    "CREATE INDEX {}_i{} ON {} ({})".format(name, i, name, ", ".join(index_columns))
-                )
 
     def append(self, table: pa.Table) -> None:
         """Add rows; ``table`` has every staging column (nulls where the file had none)."""
         if table.num_rows == 0:
             return
+        if self.sealed:
+            raise RuntimeError("rows were added to {} after it was sealed".format(self.name))
         table = table.select([c.name for c in self.columns])
         if vendor() == "postgresql":
             self._copy(table)
@@ -107,12 +107,24 @@ class StagingTable:
             values = [_sqlite_values(piece.column(c.name), c.sql_type) for c in self.columns]
             raw.executemany(sql, zip(*values, strict=True))
 
-    def analyze(self) -> None:
-        """Give the planner the staged table's statistics (PostgreSQL never analyses temporary
-        tables by itself, and guesses badly without them)."""
-        if vendor() == "postgresql":
-            with connection.cursor() as cursor:
+    def seal(self) -> None:
+        """Index the staged rows and give the planner their statistics, once all are in.
+
+        Building an index over loaded rows is much faster than keeping it up to date row by
+        row; PostgreSQL never analyses temporary tables by itself and guesses badly without.
+        """
+        if self.sealed:
+            return
+        with connection.cursor() as cursor:
+            for i, index_columns in enumerate(self.indexes):
+                cursor.execute(
+                    "CREATE INDEX {}_i{} ON {} ({})".format(
+                        self.name, i, self.name, ", ".join(index_columns)
+                    )
+                )
+            if vendor() == "postgresql":
                 cursor.execute("ANALYZE {}".format(self.name))
+        self.sealed = True
 
     def drop(self) -> None:
         with connection.cursor() as cursor:

@@ -264,6 +264,7 @@ def _store_scores(run: AnalysisRun, as_of: dt.datetime, customers: pa.Table) -> 
     )
     try:
         stage.append(customers.select([n for n, _ in _SCORE_COLUMNS]))
+        stage.seal()
         as_of = _db_datetime(as_of)
         names = [n for n, _ in _SCORE_COLUMNS if n != "customer_id"]
         defaults = {

@@ -137,13 +137,15 @@ def test_predictions_match_lifetimes(fitted: BetaGeoModel, cdnow: pd.DataFrame) 
 
 def test_simulated_parameters_are_recovered() -> None:
     truth = BetaGeoParams(r=0.5, alpha=6.0, a=0.9, b=3.0)
-    ages = np.random.default_rng(7).uniform(30, 80, 30_000)
-    sim = simulate_bgnbd(30_000, ages, *truth.as_array(), seed=11)
+    # 120,000 customers: enough to take the warm-start path (a first fit on a sample).
+    ages = np.random.default_rng(7).uniform(30, 80, 120_000)
+    sim = simulate_bgnbd(120_000, ages, *truth.as_array(), seed=11)
     model = BetaGeoModel().fit(sim.frequency, sim.recency, sim.T)
-    # With 30,000 customers each estimate lies within a few standard errors of the truth.
+    assert model.converged_
+    # Each estimate lies within a few standard errors of the truth.
     z = (model.params_.as_array() - truth.as_array()) / model.standard_errors_.as_array()
     assert np.all(np.abs(z) < 4), dict(zip(truth.names(), z, strict=True))
-    np.testing.assert_allclose(model.params_.as_array(), truth.as_array(), rtol=0.15)
+    np.testing.assert_allclose(model.params_.as_array(), truth.as_array(), rtol=0.1)
 
 
 def test_extreme_frequencies_stay_finite(cdnow: pd.DataFrame) -> None:

@@ -21,6 +21,8 @@ ObjectiveWithHessian = Callable[[FloatArray], tuple[float, FloatArray, FloatArra
 # Search box for log-parameters (after time and money are scaled to order one): wide enough for
 # any sensible fit, narrow enough that exp() never overflows when data cannot identify a value.
 LOG_BOUND = 30.0
+# Above this many rows, fits start from a fit on a regular sample of a quarter as many.
+WARM_START_ROWS = 100_000
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -122,7 +124,16 @@ def check_weights(weights: ArrayLike | None, n: int) -> FloatArray:
 
 
 def _codes(values: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Hash-based factorisation: codes per row and the distinct values (O(n), unsorted)."""
+    """Codes per row into a table of values: ``table[codes] == values``.
+
+    Whole numbers in a modest range (counts, and times in whole periods as summaries give them)
+    index a dense table lo..hi directly; anything else is factorised by hashing. Unused table
+    entries are harmless: every lookup goes through the codes.
+    """
+    if values.shape[0]:
+        lo, hi = float(values.min()), float(values.max())
+        if hi - lo <= max(1 << 16, values.shape[0]) and np.array_equal(values, np.floor(values)):
+            return (values - lo).astype(np.intp), np.arange(lo, hi + 1.0)
     codes, uniques = pd.factorize(values, sort=False)
     return codes.astype(np.intp), np.asarray(uniques, dtype=np.float64)
 
@@ -223,6 +234,17 @@ class Histories:
             pair_index[self.n_rows :],
             uniques // n_times,
             uniques % n_times,
+        )
+
+
+def warn_if_no_repeat_purchases(data: Histories) -> None:
+    """Say so up front when nobody came back: the purchase parameters are then not identified."""
+    if not np.any(data.x[data.weights > 0] > 0):
+        warnings.warn(
+            "No customer has a repeat purchase (frequency is 0 everywhere): the estimates only "
+            "say that nobody buys again, and the parameters are not identified.",
+            ConvergenceWarning,
+            stacklevel=3,
         )
 
 

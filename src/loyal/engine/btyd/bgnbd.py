@@ -8,6 +8,7 @@ first purchase), all in one time unit; alpha is in that unit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
 from loyal.engine.btyd._base import Model, Params
-from loyal.engine.btyd._fitting import Histories, check_rfm, maximise
+from loyal.engine.btyd._fitting import (
+    WARM_START_ROWS,
+    FitResult,
+    Histories,
+    check_rfm,
+    maximise,
+    warn_if_no_repeat_purchases,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -183,10 +191,10 @@ def _bgnbd(
 
 
 def _start(data: Histories) -> FloatArray:
-    """Starting log-parameters (time scaled so that max T = 1) from simple moments.
+    """Starting log-parameters from simple moments.
 
-    r / alpha is the purchase rate of the repeat buyers; a / (a + b) is roughly the share of
-    customers who look inactive. Any positive start converges; a close one saves iterations.
+    r / alpha is the mean purchase rate; a / (a + b) is roughly the share of repeat buyers who
+    look inactive. Any positive start converges; a close one saves iterations.
     """
     w = data.weights
     total_time = float(w @ data.T) or 1.0
@@ -221,36 +229,49 @@ class BetaGeoModel(Model[BetaGeoParams]):
     ) -> BetaGeoModel:
         """Fit by maximum likelihood; ``weights`` counts customers per row (see rfm_patterns)."""
         data = Histories.from_arrays(frequency, recency, T, weights)
+        warn_if_no_repeat_purchases(data)
         return self._fit(data)
 
     def _fit(self, data: Histories) -> BetaGeoModel:
-        # Time in units of the oldest customer's age keeps alpha near 1 whatever the unit.
-        scale = float(data.T.max()) or 1.0
-        scaled = Histories(data.x, data.t_x / scale, data.T / scale, data.weights)
+        # The optimiser works in time units of the oldest customer's age, which keeps every
+        # log-parameter near 0 whatever the unit: alpha = exp(theta_alpha) * scale.
+        shift = np.array([0.0, np.log(float(data.T.max()) or 1.0), 0.0, 0.0])
+        start = _start(data) - shift
+        if data.n_rows > WARM_START_ROWS:
+            # A few Newton steps on every k-th row land close to the optimum, so the full data
+            # then need only two or three.
+            step = data.n_rows // (WARM_START_ROWS // 4)
+            sample = Histories(
+                data.x[::step], data.t_x[::step], data.T[::step], data.weights[::step] * step
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = self._maximise(sample, start, shift, tol=1e-6).log_params
+        result = self._maximise(data, start, shift, tol=self.tol)
+        self._store(result, shift, float(data.weights.sum()))
+        self.log_likelihood_ = result.log_likelihood
+        return self
 
+    def _maximise(
+        self, data: Histories, start: FloatArray, shift: FloatArray, tol: float
+    ) -> FitResult:
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            value, grad = bgnbd_log_likelihood(theta, scaled)
+            value, grad = bgnbd_log_likelihood(theta + shift, data)
             return -value, -grad
 
         def with_hessian(theta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-            value, grad, hess = bgnbd_log_likelihood_hessian(theta, scaled)
+            value, grad, hess = bgnbd_log_likelihood_hessian(theta + shift, data)
             return -value, -grad, -hess
 
-        total = float(data.weights.sum())
-        result = maximise(
+        return maximise(
             objective,
-            _start(scaled),
+            start,
             names=self.params_class.names(),
-            scale=total,
-            tol=self.tol,
+            scale=float(data.weights.sum()),
+            tol=tol,
             max_iter=self.max_iter,
             with_hessian=with_hessian,
         )
-        self._store(result, np.array([0.0, np.log(scale), 0.0, 0.0]), total)
-        # The likelihood is a density in time (lambda^x), so its value depends on the time unit:
-        # report it in the caller's unit.
-        self.log_likelihood_ = bgnbd_log_likelihood(np.log(self.params_.as_array()), data)[0]
-        return self
 
     # Predictions -------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from loyal.engine.btyd.gammagamma import GammaGammaModel
 
 FloatArray = NDArray[np.float64]
 TimeUnit = Literal["D", "W", "M", "H"]
+Patterns = tuple[FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.intp]]
 
 PERIODS_PER_MONTH: dict[str, float] = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 720.0}
 
@@ -153,13 +154,18 @@ def score_customers(
     months: int = 12,
     discount_rate: float = 0.01,
     time_unit: TimeUnit = "D",
+    patterns: Patterns | None = None,
 ) -> pd.DataFrame:
     """Every per-customer score at once, computed once per distinct (x, t_x, T).
 
     Columns: p_alive, expected_purchases (in the next ``horizon`` time units), expected_spend
     (per purchase) and clv (as :func:`customer_lifetime_value`), in the input's row order.
+    ``patterns`` may pass on ``group_histories(frequency, recency, T)`` if it was computed
+    already (for the fit, say).
     """
-    x, t_x, age, counts, inverse = group_histories(frequency, recency, T)
+    x, t_x, age, counts, inverse = (
+        group_histories(frequency, recency, T) if patterns is None else patterns
+    )
     data = Histories(x, t_x, age, counts)
     p_alive = purchase_model._palive(data)
     pair_index = data.xT_pairs[0]

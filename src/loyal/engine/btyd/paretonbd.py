@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln
 
 from loyal.engine.btyd._base import Model, Params
-from loyal.engine.btyd._fitting import Histories, maximise
+from loyal.engine.btyd._fitting import Histories, maximise, warn_if_no_repeat_purchases
 from loyal.engine.btyd._hyp import log_beta_integral
 
 FloatArray = NDArray[np.float64]
@@ -176,26 +176,27 @@ class ParetoNBDModel(Model[ParetoNBDParams]):
     ) -> ParetoNBDModel:
         """Fit by maximum likelihood; ``weights`` counts customers per row (see rfm_patterns)."""
         data = Histories.from_arrays(frequency, recency, T, weights)
-        scale = float(data.T.max()) or 1.0
-        scaled = Histories(data.x, data.t_x / scale, data.T / scale, data.weights)
+        warn_if_no_repeat_purchases(data)
+        # The optimiser works in time units of the oldest customer's age (alpha and beta are
+        # exp(theta) * scale), which keeps every log-parameter near 0 whatever the unit.
+        log_scale = np.log(float(data.T.max()) or 1.0)
+        shift = np.array([0.0, log_scale, 0.0, log_scale])
 
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            value, grad = paretonbd_log_likelihood(theta, scaled)
+            value, grad = paretonbd_log_likelihood(theta + shift, data)
             return -value, -grad
 
         total = float(data.weights.sum())
         result = maximise(
             objective,
-            _start(scaled),
+            _start(data) - shift,
             names=self.params_class.names(),
             scale=total,
             tol=self.tol,
             max_iter=self.max_iter,
         )
-        log_scale = np.log(scale)
-        self._store(result, np.array([0.0, log_scale, 0.0, log_scale]), total)
-        # A density in time: report the log-likelihood in the caller's time unit.
-        self.log_likelihood_ = paretonbd_log_likelihood(np.log(self.params_.as_array()), data)[0]
+        self._store(result, shift, total)
+        self.log_likelihood_ = result.log_likelihood
         return self
 
     # Predictions -------------------------------------------------------------------------
