@@ -38,3 +38,21 @@ def test_two_character_word_finds_every_message_containing_it():
     assert set(search_interactions("REFUND").values_list("body", flat=True)) == {texts["e"]}
     assert list(search_interactions("申请退款").values_list("body", flat=True)) == [texts["c"]]
     assert not search_interactions("退款 refund").exists()
+
+
+@pytest.mark.django_db
+def test_sqlite_index_is_repaired_after_a_migration_rebuilt_the_table():
+    from django.db import connection
+
+    from loyal.customers.search import ensure_search_index
+
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite rebuilds tables in migrations")
+    customer = Customer.objects.create(external_id="C1")
+    record_interaction(customer, kind="chat", occurred_at=at(2024, 1, 1), body="申请退款")
+    with connection.cursor() as cursor:  # what a table rebuild leaves behind
+        cursor.execute("DROP TRIGGER customers_interaction_fts_insert")
+    record_interaction(customer, kind="chat", occurred_at=at(2024, 1, 2), body="退款到账了吗")
+    ensure_search_index()
+    record_interaction(customer, kind="chat", occurred_at=at(2024, 1, 3), body="还没退款")
+    assert search_interactions("退款").count() == 3

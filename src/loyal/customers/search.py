@@ -11,9 +11,10 @@ contain the query.
 
 from __future__ import annotations
 
+import importlib
 import re
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -80,3 +81,42 @@ def _index_match(terms: list[str]) -> Q | RawSQL:
             )
         )
     return Q()
+
+
+def ensure_search_index(using: str = "default", **kwargs: object) -> None:
+    """Keep SQLite's full-text index in place after migrations (a post_migrate handler).
+
+    On SQLite, a migration that alters the interactions table rebuilds it, and its triggers go
+    with it; the index would then silently miss new messages. This puts back what is missing
+    (see migration 0002) and re-indexes the existing messages.
+    """
+    # The statements that created the index, from the migration that did it.
+    created_by = importlib.import_module("loyal.customers.migrations.0002_interaction_search")
+    connection_ = connections[using]
+    if connection_.vendor != "sqlite":
+        return
+    with connection_.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name LIKE 'customers_interaction_fts%%'"
+        )
+        present = {row[0] for row in cursor.fetchall()}
+        expected = {
+            "customers_interaction_fts",
+            "customers_interaction_fts_insert",
+            "customers_interaction_fts_delete",
+            "customers_interaction_fts_update",
+        }
+        if expected <= present:
+            return
+        for name in sorted(present - {"customers_interaction_fts"}):
+            if name.endswith(("_insert", "_delete", "_update")):
+                cursor.execute("DROP TRIGGER IF EXISTS {}".format(name))
+        for statement in created_by.SQLITE:
+            if "customers_interaction_fts" in present and statement.startswith(
+                "CREATE VIRTUAL TABLE"
+            ):
+                continue
+            cursor.execute(statement)
+        cursor.execute(
+            "INSERT INTO customers_interaction_fts(customers_interaction_fts) VALUES ('rebuild')"
+        )

@@ -162,10 +162,12 @@ class Loader:
         errors: list[MergeError] = []
         if self.kind.name == "orders":
             errors += self._conflicting_order_fields()
-            lines = "(SELECT row_number, order_id, {} AS line_no FROM {}) s".format(
-                _line_no_sql(), stage
-            )
-            errors += self._duplicates(["order_id", "line_no"], "line_no", lines)
+            # Without line numbers in the file, each line takes its position: none can repeat.
+            if "line_no" in self.present:
+                lines = "(SELECT row_number, order_id, {} AS line_no FROM {}) s".format(
+                    _line_no_sql(), stage
+                )
+                errors += self._duplicates(["order_id", "line_no"], "line_no", lines)
         elif self.kind.name in ("events", "interactions"):
             # Rows without an id are identified by their content: identical ones are one record.
             id_column = self.kind.key[0]

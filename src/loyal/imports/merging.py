@@ -53,13 +53,21 @@ def _customers_exist(loader: Loader, column: str) -> str:
     )
 
 
+def _distinct(loader: Loader, column: str) -> str:
+    """The staged rows' distinct values of ``column``: one lookup per customer, not per row."""
+    return "(SELECT DISTINCT {c} FROM {s} WHERE {c} IS NOT NULL) s".format(
+        c=column, s=loader.stage.name
+    )
+
+
 def create_missing_customers(loader: Loader, column: str, stage: str, joined_sql: str) -> int:
     """Customers named in a file before their own record came: made with the least we know."""
     created = execute(
         "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at, acquisition_source,"
         " acquisition_channel, joined_at, city, attributes, created_at, updated_at)"
-        " SELECT %s, s.{c}, '', %s, {joined}, '', '', {joined}, '', {attrs}, %s, %s FROM {stage} s"
-        " WHERE NOT {exists} GROUP BY s.{c}".format(
+        # Grouped first, so each customer is looked up once rather than once per row.
+        " SELECT %s, s.{c}, '', %s, s.joined, '', '', s.joined, '', {attrs}, %s, %s"
+        " FROM (SELECT s.{c}, {joined} AS joined FROM {stage} s GROUP BY s.{c}) s WHERE NOT {exists}".format(
             c=column,
             stage=loader.stage.name,
             joined=joined_sql,
@@ -77,10 +85,10 @@ def initial_stage_history(loader: Loader, column: str) -> None:
     """The first step of every new customer's journey: the stage it arrived in."""
     execute(
         "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage, to_stage, reason, origin)"
-        " SELECT DISTINCT c.id, c.stage_changed_at, '', c.stage, %s, 'import' FROM {s} s {join} customers_customer c"
+        " SELECT c.id, c.stage_changed_at, '', c.stage, %s, 'import' FROM {s} {join} customers_customer c"
         " ON c.source = %s AND c.external_id = s.{c}"
         " WHERE NOT EXISTS (SELECT 1 FROM customers_stagechange h WHERE h.customer_id = c.id)".format(
-            s=loader.stage.name, join=_join(), c=column
+            s=_distinct(loader, column), join=_join(), c=column
         ),
         [loader.label, loader.source],
     )
@@ -225,12 +233,16 @@ def _merge_tags(loader: Loader) -> None:
 
 def merge_orders(loader: Loader) -> LoadResult:
     s = loader.stage.name
+    # An order line's number: as given, else its position among the order's rows in the file.
+    # Numbered while read rather than written back: an UPDATE of every staged row costs more
+    # (on PostgreSQL it rewrites each row and its index entries).
+    lines = s
     if fetch("SELECT 1 FROM {s} WHERE line_no IS NULL LIMIT 1".format(s=s)):
-        # An order line's number: as given, else its position among the order's rows in the file.
-        execute(
-            "UPDATE {s} SET line_no = x.n FROM (SELECT row_number AS r, ROW_NUMBER() OVER"
-            " (PARTITION BY order_id ORDER BY row_number) AS n FROM {s}) x"
-            " WHERE x.r = {s}.row_number AND {s}.line_no IS NULL".format(s=s)
+        lines = (
+            "(SELECT order_id, sku, quantity, unit_price, discount, unit_cost, COALESCE(line_no,"
+            " ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY row_number)) AS line_no FROM {s})".format(
+                s=s
+            )
         )
     categories = execute(
         "INSERT INTO commerce_category (name) SELECT DISTINCT category FROM {s} WHERE category IS NOT NULL"
@@ -241,10 +253,14 @@ def merge_orders(loader: Loader) -> LoadResult:
     products = _merge_products(loader)
     customers = create_missing_customers(loader, "customer_id", "customer", "MIN(s.ordered_at)")
     orders_existing = _count(
-        "SELECT COUNT(DISTINCT s.order_id) FROM {s} s WHERE EXISTS (SELECT 1 FROM commerce_order o"
-        " WHERE o.source = %s AND o.external_id = s.order_id)".format(s=s),
+        "SELECT COUNT(*) FROM {d} WHERE EXISTS (SELECT 1 FROM commerce_order o"
+        " WHERE o.source = %s AND o.external_id = s.order_id)".format(
+            d=_distinct(loader, "order_id")
+        ),
         [loader.source],
     )
+    # None of the file's orders exists yet (a first import): plain inserts, and nothing to compare.
+    upsert = orders_existing > 0
     revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
     cost = "SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost, p.unit_cost, 0))"
     compared = {
@@ -255,29 +271,34 @@ def merge_orders(loader: Loader) -> LoadResult:
         "INSERT INTO commerce_order (source, external_id, customer_id, ordered_at, status, channel, revenue, cost)"
         " SELECT %s, s.order_id, c.id, MIN(s.ordered_at), COALESCE(MIN(s.status), 'paid'), COALESCE(MIN(s.channel), ''),"
         " {revenue}, {cost} FROM {s} s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
-        " {join} commerce_product p ON p.sku = s.sku GROUP BY s.order_id, c.id"
-        " ON CONFLICT (source, external_id) DO UPDATE SET {set} WHERE {changed}".format(
+        " {join} commerce_product p ON p.sku = s.sku GROUP BY s.order_id, c.id{conflict}".format(
             s=s,
             join=_join(),
             revenue=revenue,
             cost=cost,
-            set=", ".join("{} = {}".format(c, v) for c, v in compared.items()),
-            changed=_changed("commerce_order", compared),
+            conflict=" ON CONFLICT (source, external_id) DO UPDATE SET {set} WHERE {changed}".format(
+                set=", ".join("{} = {}".format(c, v) for c, v in compared.items()),
+                changed=_changed("commerce_order", compared),
+            )
+            if upsert
+            else "",
         ),
         [loader.source, loader.source],
     )
     orders_created = (
         _count("SELECT COUNT(DISTINCT order_id) FROM {}".format(s), []) - orders_existing
+        if upsert
+        else orders_changed
     )
     lines_existing = (
         _count(
-            "SELECT COUNT(*) FROM {s} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
+            "SELECT COUNT(*) FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
             " WHERE EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = o.id AND l.line_no = s.line_no)".format(
-                s=s, join=_join()
+                lines=lines, join=_join()
             ),
             [loader.source],
         )
-        if orders_existing
+        if upsert
         else 0
     )
     line_values = {
@@ -287,13 +308,16 @@ def merge_orders(loader: Loader) -> LoadResult:
     lines_changed = execute(
         "INSERT INTO commerce_orderline (order_id, line_no, product_id, quantity, unit_price, discount, unit_cost)"
         " SELECT o.id, s.line_no, p.id, COALESCE(s.quantity, 1), s.unit_price, COALESCE(s.discount, 0),"
-        " COALESCE(s.unit_cost, p.unit_cost) FROM {s} s {join} commerce_order o ON o.source = %s"
-        " AND o.external_id = s.order_id {join} commerce_product p ON p.sku = s.sku WHERE true"
-        " ON CONFLICT (order_id, line_no) DO UPDATE SET {set} WHERE {changed}".format(
-            s=s,
+        " COALESCE(s.unit_cost, p.unit_cost) FROM {lines} s {join} commerce_order o ON o.source = %s"
+        " AND o.external_id = s.order_id {join} commerce_product p ON p.sku = s.sku WHERE true{conflict}".format(
+            lines=lines,
             join=_join(),
-            set=", ".join("{} = {}".format(c, v) for c, v in line_values.items()),
-            changed=_changed("commerce_orderline", line_values),
+            conflict=" ON CONFLICT (order_id, line_no) DO UPDATE SET {set} WHERE {changed}".format(
+                set=", ".join("{} = {}".format(c, v) for c, v in line_values.items()),
+                changed=_changed("commerce_orderline", line_values),
+            )
+            if upsert
+            else "",
         ),
         [loader.source],
     )

@@ -87,7 +87,9 @@ class StagingTable:
         self.rows += table.num_rows
 
     def _copy(self, table: pa.Table) -> None:
-        names = ", ".join(c.name for c in self.columns)
+        # Columns the file does not have stay out of the COPY (they default to NULL).
+        table = table.select(_given(table))
+        names = ", ".join(table.column_names)
         with connection.cursor() as cursor:
             raw = cursor.cursor  # psycopg's own cursor, for COPY
             with raw.copy("COPY {} ({}) FROM STDIN (FORMAT csv)".format(self.name, names)) as copy:
@@ -98,13 +100,18 @@ class StagingTable:
                     copy.write(buffer.getvalue())
 
     def _insert(self, table: pa.Table) -> None:
-        placeholders = ", ".join("?" for _ in self.columns)
-        sql = "INSERT INTO {} VALUES ({})".format(self.name, placeholders)
+        # Columns the file does not have stay out of the INSERT (they default to NULL): binding
+        # and converting values is most of the cost here.
+        given = set(_given(table))
+        columns = [c for c in self.columns if c.name in given]
+        sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            self.name, ", ".join(c.name for c in columns), ", ".join("?" for _ in columns)
+        )
         raw = connection.connection
         # Python objects take ~10x the memory of Arrow: convert a slice at a time.
         for start in range(0, table.num_rows, _SLICE_ROWS):
             piece = table.slice(start, _SLICE_ROWS)
-            values = [_sqlite_values(piece.column(c.name), c.sql_type) for c in self.columns]
+            values = [_sqlite_values(piece.column(c.name), c.sql_type) for c in columns]
             raw.executemany(sql, zip(*values, strict=True))
 
     def seal(self) -> None:
@@ -129,6 +136,12 @@ class StagingTable:
     def drop(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS {}".format(self.name))
+
+
+def _given(table: pa.Table) -> list[str]:
+    """The columns holding at least one value (the first one always, so no row is empty)."""
+    names = table.column_names
+    return [names[0]] + [n for n in names[1:] if table.column(n).null_count < table.num_rows]
 
 
 def _sqlite_values(column: pa.ChunkedArray, sql_type: str) -> list:
