@@ -124,7 +124,12 @@ def main() -> None:
         databases = {"SQLite": base}
         database_name = "loyal_bench_import"
         subprocess.run(
-            ["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(database_name)],
+            [
+                "psql",
+                POSTGRES_ADMIN_URL,
+                "-qc",
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(database_name),
+            ],
             check=True,
         )
         subprocess.run(
@@ -143,7 +148,12 @@ def main() -> None:
             second, second_memory = run_import(csv_path, env)
             results.append((name, first, second, max(first_memory, second_memory)))
         subprocess.run(
-            ["psql", POSTGRES_ADMIN_URL, "-qc", "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(database_name)],
+            [
+                "psql",
+                POSTGRES_ADMIN_URL,
+                "-qc",
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(database_name),
+            ],
             check=True,
         )
 
