@@ -311,13 +311,36 @@ def churn_flags(
     flags = status.select(
         period=status.p_period, customer_id=status.customer_id, basis=status.basis, lost=lost
     )
-    value = customer_value(sources, ptable, settings.churn_value_lookback_days)
-    value = value.rename(v_period="period", v_customer_id="customer_id")
-    out = flags.left_join(
-        value,
-        (flags.period == value.v_period) & (flags.customer_id == value.v_customer_id),
+    lookback = settings.churn_value_lookback_days
+    # The value of ``customer_value``, without joining every order with every period: one pass
+    # over the orders sums each customer's revenue in each period's window (a column per
+    # period), and each flagged row picks its period's column.
+    o = sources.orders.filter(sources.orders.status == "paid")
+    o = o.select("customer_id", o_s=seconds(o.ordered_at), revenue=o.revenue.fill_null(0.0))
+    sums = {}
+    for i, p in enumerate(periods):
+        in_window = o.o_s < epoch(p.end)
+        if lookback is not None:
+            in_window = in_window & (o.o_s >= epoch(p.end) - lookback * DAY)
+        sums[f"v_{i}"] = ibis.cases((in_window, o.revenue), else_=ibis.null("float64")).sum()
+    sales = o.group_by(v_customer_id=o.customer_id).aggregate(**sums)
+    out = flags.left_join(sales, flags.customer_id == sales.v_customer_id)
+    order_value = ibis.cases(
+        *[(out.period == p.start.date(), out[f"v_{i}"]) for i, p in enumerate(periods)],
+        else_=ibis.null("float64"),
     )
-    return out.select("period", "customer_id", "basis", "lost", value=out.value.fill_null(0.0))
+    out = out.select("period", "customer_id", "basis", "lost", o_value=order_value)
+    fees = subscription_fees(sources.subscriptions, ptable, lookback)
+    fees = fees.rename(f_period="period", f_customer_id="customer_id", f_value="value")
+    out = out.left_join(
+        fees, (out.period == fees.f_period) & (out.customer_id == fees.f_customer_id)
+    )
+    value = ibis.cases(
+        (out.o_value.isnull(), out.f_value),
+        (out.f_value.isnull(), out.o_value),
+        else_=out.o_value + out.f_value,
+    )
+    return out.select("period", "customer_id", "basis", "lost", value=value.fill_null(0.0))
 
 
 def churn_rates(flags: ir.Table, by: Sequence[str] = ()) -> ir.Table:
