@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from loyal.engine.btyd._fitting import FitResult, NotFittedError, delta_method
+from loyal.engine.btyd._fitting import FitResult, NotFittedError, delta_method, maximise
 
 FloatArray = NDArray[np.float64]
 
@@ -52,6 +53,34 @@ class Model(Generic[P]):
 
     params_class: ClassVar[type[Params]]
     fit_signature: ClassVar[str]
+    max_iter: int
+    # The log-likelihood over log-parameters with its gradient, and with its Hessian too, for
+    # models fitted by ``_maximise`` (data is the model's own prepared histories).
+    log_likelihood_function: ClassVar[Callable[..., tuple[float, FloatArray]]]
+    log_likelihood_hessian_function: ClassVar[Callable[..., tuple[float, FloatArray, FloatArray]]]
+
+    def _maximise(self, data: Any, start: FloatArray, shift: FloatArray, tol: float) -> FitResult:
+        """Maximum likelihood from ``start`` (log-parameters relative to ``shift``)."""
+        log_likelihood = type(self).log_likelihood_function
+        log_likelihood_hessian = type(self).log_likelihood_hessian_function
+
+        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+            value, grad = log_likelihood(theta + shift, data)
+            return -value, -grad
+
+        def with_hessian(theta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = log_likelihood_hessian(theta + shift, data)
+            return -value, -grad, -hess
+
+        return maximise(
+            objective,
+            start,
+            names=self.params_class.names(),
+            scale=float(data.weights.sum()),
+            tol=tol,
+            max_iter=self.max_iter,
+            with_hessian=with_hessian,
+        )
 
     params_: P
     standard_errors_: P

@@ -18,10 +18,8 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 from loyal.engine.btyd._base import Model, Params
 from loyal.engine.btyd._fitting import (
     WARM_START_ROWS,
-    FitResult,
     Histories,
     check_rfm,
-    maximise,
     warn_if_no_repeat_purchases,
 )
 
@@ -215,6 +213,8 @@ class BetaGeoModel(Model[BetaGeoParams]):
 
     params_class = BetaGeoParams
     fit_signature = "fit(frequency, recency, T)"
+    log_likelihood_function = staticmethod(bgnbd_log_likelihood)
+    log_likelihood_hessian_function = staticmethod(bgnbd_log_likelihood_hessian)
 
     def __init__(self, *, tol: float = 1e-9, max_iter: int = 500) -> None:
         self.tol = tol
@@ -251,27 +251,6 @@ class BetaGeoModel(Model[BetaGeoParams]):
         self._store(result, shift, float(data.weights.sum()))
         self.log_likelihood_ = result.log_likelihood
         return self
-
-    def _maximise(
-        self, data: Histories, start: FloatArray, shift: FloatArray, tol: float
-    ) -> FitResult:
-        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            value, grad = bgnbd_log_likelihood(theta + shift, data)
-            return -value, -grad
-
-        def with_hessian(theta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-            value, grad, hess = bgnbd_log_likelihood_hessian(theta + shift, data)
-            return -value, -grad, -hess
-
-        return maximise(
-            objective,
-            start,
-            names=self.params_class.names(),
-            scale=float(data.weights.sum()),
-            tol=tol,
-            max_iter=self.max_iter,
-            with_hessian=with_hessian,
-        )
 
     # Predictions -------------------------------------------------------------------------
 

@@ -18,12 +18,10 @@ from scipy.special import digamma, gammaln, polygamma
 from loyal.engine.btyd._base import Model, Params
 from loyal.engine.btyd._fitting import (
     WARM_START_ROWS,
-    FitResult,
     _codes,
     _ids,
     as_float_array,
     check_weights,
-    maximise,
 )
 
 FloatArray = NDArray[np.float64]
@@ -193,6 +191,8 @@ class GammaGammaModel(Model[GammaGammaParams]):
 
     params_class = GammaGammaParams
     fit_signature = "fit(frequency, monetary_value)"
+    log_likelihood_function = staticmethod(gamma_gamma_log_likelihood)
+    log_likelihood_hessian_function = staticmethod(gamma_gamma_log_likelihood_hessian)
 
     def __init__(self, *, tol: float = 1e-9, max_iter: int = 500) -> None:
         self.tol = tol
@@ -226,27 +226,6 @@ class GammaGammaModel(Model[GammaGammaParams]):
         self._store(result, shift, float(w.sum()))
         self.log_likelihood_ = result.log_likelihood
         return self
-
-    def _maximise(
-        self, data: _SpendData, start: FloatArray, shift: FloatArray, tol: float
-    ) -> FitResult:
-        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            value, grad = gamma_gamma_log_likelihood(theta + shift, data)
-            return -value, -grad
-
-        def with_hessian(theta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-            value, grad, hess = gamma_gamma_log_likelihood_hessian(theta + shift, data)
-            return -value, -grad, -hess
-
-        return maximise(
-            objective,
-            start,
-            names=self.params_class.names(),
-            scale=float(data.weights.sum()),
-            tol=tol,
-            max_iter=self.max_iter,
-            with_hessian=with_hessian,
-        )
 
     def conditional_expected_average_spend(
         self, frequency: ArrayLike, monetary_value: ArrayLike
