@@ -327,3 +327,66 @@ def test_customer_value_adds_pro_rata_subscription_fees(duck):
     row = to_row(metrics.customer_value(src, table, 365))
     assert row["value"] == pytest.approx(35.0)
     assert epoch(AS_OF) - epoch(start) == pytest.approx(30.4375 * DAY)
+
+
+def test_complaint_churn_groups_buyers_by_their_complaint_experience(duck):
+    # Buyers 1–4 (5 is a prospect and is left out):
+    #   1: no complaint, not churned; 2: no complaint, churned  -> none: 2 customers, 1 churned
+    #   3: one resolved complaint, not churned                   -> resolved: 1, 0 churned
+    #   4: a resolved and an unresolved complaint, churned       -> unresolved: 1, 1 churned
+    # A complaint after as_of (customer 1) does not count.
+    customers = ibis.memtable(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "stage": ["customer", "churned", "customer", "churned", "prospect"],
+            "churned": [False, True, False, True, False],
+        }
+    )
+    sources = make_sources(
+        duck,
+        interactions=[
+            {
+                "interaction_id": 1,
+                "customer_id": 3,
+                "occurred_at": ts("2024-02-01"),
+                "kind": "complaint",
+                "outcome": "resolved",
+            },
+            {
+                "interaction_id": 2,
+                "customer_id": 4,
+                "occurred_at": ts("2024-02-01"),
+                "kind": "complaint",
+                "outcome": "resolved",
+            },
+            {
+                "interaction_id": 3,
+                "customer_id": 4,
+                "occurred_at": ts("2024-03-01"),
+                "kind": "complaint",
+                "outcome": "unresolved",
+            },
+            {
+                "interaction_id": 4,
+                "customer_id": 2,
+                "occurred_at": ts("2024-03-01"),
+                "kind": "call",
+                "outcome": "unresolved",
+            },
+            {
+                "interaction_id": 5,
+                "customer_id": 1,
+                "occurred_at": ts("2024-09-01"),
+                "kind": "complaint",
+                "outcome": "unresolved",
+            },
+        ],
+    )
+    rows = to_arrow(
+        metrics.complaint_churn(customers, sources.interactions, ts("2024-06-01"))
+    ).to_pylist()
+    assert rows == [
+        {"complaint_status": "none", "customers": 2, "churned": 1, "churn_rate": 0.5},
+        {"complaint_status": "resolved", "customers": 1, "churned": 0, "churn_rate": 0.0},
+        {"complaint_status": "unresolved", "customers": 1, "churned": 1, "churn_rate": 1.0},
+    ]

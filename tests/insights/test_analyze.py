@@ -46,6 +46,9 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     # ...every purchase climbs the loyalty ladder, and the fifth is near the top...
     ladder = {r["purchases"]: r["repeat_rate"] for r in charts["loyalty_ladder"]}
     assert ladder[1] < ladder[2] < ladder[5]
+    # ...unresolved complaints drive customers away...
+    churn = {r["complaint_status"]: r["churn_rate"] for r in charts["complaint_churn"]}
+    assert churn["unresolved"] > churn["none"] + 0.1
     # ...and memberships are most fragile in the first six months.
     hazard = {
         r["tenure_month"]: r["hazard"]

@@ -507,3 +507,33 @@ def revenue_retention_trend(
     """``revenue_retention`` for each complete calendar period before ``as_of``."""
     grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
     return revenue_retention(subscriptions, grid, as_of)
+
+
+COMPLAINT_STATUSES = ("none", "resolved", "unresolved")
+
+
+def complaint_churn(customers: ir.Table, interactions: ir.Table, as_of: dt.datetime) -> ir.Table:
+    """Churn among buyers by their complaint experience before ``as_of`` (seed 000, third article).
+
+    ``customers`` is the per-customer table (customer_id, stage, churned). A buyer is anyone
+    whose stage is not a prospect stage. complaint_status: "unresolved" if any complaint
+    (interaction of kind 'complaint') before ``as_of`` has outcome 'unresolved', else "resolved"
+    if they complained at all, else "none". Columns: complaint_status, customers, churned,
+    churn_rate (churned / customers).
+    """
+    i = interactions.filter(
+        (interactions.kind == "complaint") & (interactions.occurred_at < utc(as_of))
+    )
+    complained = i.group_by(c_id=i.customer_id).aggregate(
+        unresolved=(i.outcome == "unresolved").cast("int64").sum()
+    )
+    buyers = customers.filter(~customers.stage.isin(("prospect", "potential_intent", "intent")))
+    t = buyers.left_join(complained, buyers.customer_id == complained.c_id)
+    status = ibis.cases(
+        (t.unresolved > 0, "unresolved"), (t.c_id.notnull(), "resolved"), else_="none"
+    )
+    t = t.select(complaint_status=status, churned=t.churned.cast("int64"))
+    grouped = t.group_by("complaint_status").aggregate(customers=t.count(), churned=t.churned.sum())
+    return grouped.mutate(
+        churn_rate=grouped.churned.cast("float64") / grouped.customers.cast("float64")
+    ).order_by("complaint_status")

@@ -103,6 +103,7 @@ class EngineResults:
     rfm_grid: pa.Table
     abc_summary: pa.Table
     return_summary: pa.Table
+    complaint_churn: pa.Table
 
     @property
     def charts(self) -> dict[str, pa.Table]:
@@ -235,7 +236,9 @@ def run_all(
             valued=ctx["valued"],
             scored=ctx["scored"],
         )
-        out["customers"] = to_arrow(expr)
+        ctx["customers"] = cache(expr)
+        cached.append(ctx["customers"])
+        out["customers"] = to_arrow(ctx["customers"])
 
     def kpis_step() -> None:
         out["kpis"] = _kpis(sources, as_of, s(), out["customers"], p_alive, ctx["spells"])
@@ -289,6 +292,10 @@ def run_all(
         table("rfm_grid", lambda: rfm.rfm_grid(ctx["scored"])),
         table("abc_summary", lambda: value.class_summary(ctx["valued"], "abc_class")),
         table("return_summary", lambda: value.class_summary(ctx["valued"], "return_class")),
+        table(
+            "complaint_churn",
+            lambda: metrics.complaint_churn(ctx["customers"], sources.interactions, as_of),
+        ),
     ]
     try:
         for i, (name, step) in enumerate(steps):

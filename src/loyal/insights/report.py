@@ -252,6 +252,25 @@ def lifecycle_counts(rows: list[dict[str, Any]]) -> go.Figure:
     )
 
 
+def complaint_churn(rows: list[dict[str, Any]]) -> go.Figure:
+    names = {
+        "none": _("No complaint"),
+        "resolved": _("Complaints resolved"),
+        "unresolved": _("Unresolved complaint"),
+    }
+    rows = sorted(rows, key=lambda r: list(names).index(r["complaint_status"]))
+    fig = go.Figure(
+        go.Bar(
+            x=[str(names[r["complaint_status"]]) for r in rows],
+            y=[r["churn_rate"] for r in rows],
+            text=["{:,}".format(r["customers"]) for r in rows],
+            hovertemplate="%{x}: %{y:.1%} (%{text})<extra></extra>",
+        )
+    )
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, _("Churn by complaint experience"), "", _("Churned"))
+
+
 def btyd_tracking(rows: list[dict[str, Any]]) -> go.Figure:
     fig = go.Figure()
     weeks = [r["period"] for r in rows]
@@ -417,6 +436,8 @@ def render(run: AnalysisRun, language: str) -> str:
         rfm_map(charts["rfm_grid"]),
         lifecycle_counts(charts["lifecycle_counts"]),
     ]
+    if charts.get("complaint_churn"):
+        figures.append(complaint_churn(charts["complaint_churn"]))
     if charts.get("btyd_tracking"):
         figures.append(btyd_tracking(charts["btyd_tracking"]))
     if charts.get("churn_calibration"):
