@@ -1,7 +1,7 @@
 """The file layer of the import pipeline, in one place for callers.
 
 Opening files lives in :mod:`loyal.imports.reading` (the CSV and Excel readers themselves in
-:mod:`loyal.imports.sources`), matching headers to canonical columns in
+:mod:`loyal.imports.file_sources`), matching headers to canonical columns in
 :mod:`loyal.imports.headers`, and turning raw text into typed columns in
 :mod:`loyal.imports.parsing` (single values and columns in :mod:`loyal.imports.values`); this
 module gathers their public names::

@@ -1,7 +1,7 @@
 """Opening users' CSV and Excel files for import, and reading column mappings.
 
 :func:`open_import` checks a file's header before any row is read, then parses its rows batch by
-batch; the files themselves are read in bounded memory by ``loyal.imports.sources``.
+batch; the files themselves are read in bounded memory by ``loyal.imports.file_sources``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from django.utils.translation import gettext as _
 
-from loyal.imports.headers import ImportFileError, resolve_kind
-from loyal.imports.kinds import KINDS, ROW_NUMBER, Kind
-from loyal.imports.parsing import ParsedBatch, TableParser
-from loyal.imports.sources import (
+from loyal.imports.file_sources import (
     CSV_SUFFIXES,
     EXCEL_SUFFIXES,
     SAMPLE_BYTES,
@@ -31,6 +28,9 @@ from loyal.imports.sources import (
     detect_encoding,
     sniff_delimiter,
 )
+from loyal.imports.headers import ImportFileError, resolve_kind
+from loyal.imports.kinds import KINDS, ROW_NUMBER, Kind
+from loyal.imports.parsing import ParsedBatch, TableParser
 
 # --- The public side -----------------------------------------------------------------------------
 
