@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 
 from loyal.engine.sources import SCHEMAS
 from loyal.imports.services import load_tables
-from loyal.insights.sources import read_records
+from loyal.insights.sources import snapshot_records
 from tests.conftest import at, customers_table, kind_table, orders_table
 
 # ADBC reads on its own connection, so the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_records_are_read_with_engine_schemas():
+def test_records_are_read_with_engine_schemas(tmp_path):
     load_tables(
         "customers",
         [
@@ -68,7 +69,8 @@ def test_records_are_read_with_engine_schemas():
             )
         ],
     )
-    tables = read_records()
+    paths = snapshot_records(tmp_path)
+    tables = {name: pq.read_table(path) for name, path in paths.items()}
     for name, schema in SCHEMAS.items():
         assert tables[name].schema.equals(schema), name
     customers = tables["customers"].sort_by("external_id").to_pylist()

@@ -11,7 +11,6 @@ plain numbers, ready to store.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,11 +221,6 @@ def next_actions(
     inputs = actions_module.action_inputs(ibis.memtable(customers), suggestions, risk, clv)
     chosen = to_arrow(actions_module.next_best_action(inputs))
     return to_arrow(suggestions), chosen
-
-
-def finite(value: float | None) -> float | None:
-    """``value`` when it is a finite number, else None (for storage)."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,6 @@ class Sources:
     interactions: ir.Table
 
 
-def empty_table(name: str) -> pa.Table:
-    """An empty Arrow table with the schema of source ``name``."""
-    return SCHEMAS[name].empty_table()
-
-
 def sources_from_arrow(tables: dict[str, pa.Table], backend: ibis.BaseBackend) -> Sources:
     """Register Arrow tables (missing ones empty) on ``backend`` and return them as Sources."""
     registered = {}

@@ -3,7 +3,7 @@
 Reads go through ADBC (no row-by-row Python): the SQLite file or the PostgreSQL database that
 Django uses, on a connection of their own. ``snapshot_records`` streams each table to a Parquet
 file batch by batch, so memory stays flat however many events there are; DuckDB (or Spark) then
-computes over the files. ``read_records`` gives small record sets as in-memory Arrow tables.
+computes over the files.
 """
 
 from __future__ import annotations
@@ -104,18 +104,6 @@ _QUERIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
 }
-
-
-def read_records(names: tuple[str, ...] = tuple(SCHEMAS)) -> dict[str, pa.Table]:
-    """The records as Arrow tables with the engine's schemas, read from Django's database."""
-    tables = {}
-    with _connect() as (connection, build):
-        cursor = connection.cursor()
-        for name in names:
-            cursor.execute(build(name))
-            tables[name] = _conform(cursor.fetch_arrow_table(), SCHEMAS[name])
-        cursor.close()
-    return tables
 
 
 def snapshot_records(
