@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gettext
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,3 +202,50 @@ def test_label_tables_are_all_translated(language):
     with translation.override(language):
         english = [name for name in names if not re.search(r"[\u4e00-\u9fff]", str(name))]
     assert not english, "not translated into {}: {}".format(language, english)
+
+
+def test_the_command_line_speaks_the_language_of_loyal_language(tmp_path):
+    """LOYAL_LANGUAGE=zh-hans: the help of a command and its errors are in simplified Chinese."""
+    if os.environ.get("LOYAL_DATABASE_URL"):
+        pytest.skip("runs once, on its own SQLite file")
+    env = {**os.environ, "LOYAL_DATA_DIR": str(tmp_path / "data"), "LOYAL_LANGUAGE": "zh_CN"}
+    loyal = [sys.executable, "-m", "loyal"]
+    shown = subprocess.run([*loyal, "import", "--help"], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "从 CSV 或 Excel（.xlsx）文件导入记录" in shown.stdout
+    assert "导入有效的行" in shown.stdout  # --skip-invalid
+    subprocess.run([*loyal, "migrate", "-v", "0"], env=env, check=True)
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,sku,unit_price\nO1,C1,2024-13-45,S1,9.9\n",
+        encoding="utf-8",
+    )
+    refused = subprocess.run(
+        [*loyal, "import", "orders", str(path)], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 1
+    assert "第 2 行" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_an_unknown_loyal_language_is_named(tmp_path):
+    env = {**os.environ, "LOYAL_DATA_DIR": str(tmp_path / "data"), "LOYAL_LANGUAGE": "fr"}
+    result = subprocess.run(
+        [sys.executable, "-m", "loyal", "check"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "LOYAL_LANGUAGE='fr'" in result.stderr and "zh-hans" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_template_help_sheet_is_translated(tmp_path):
+    from openpyxl import load_workbook
+
+    from loyal.imports import kinds
+    from loyal.imports.writing import write_template
+
+    path = tmp_path / "orders.xlsx"
+    with translation.override("zh-hant"):
+        write_template(kinds.ORDERS, path)
+    sheet = load_workbook(path)["help"]
+    texts = [row[4] for row in sheet.iter_rows(values_only=True) if len(row) > 4]
+    assert "商品代碼；不存在的商品會自動建立。" in texts

@@ -10,6 +10,8 @@ the records live in a SQLite file under ``./loyal-data/`` and nothing needs a se
 - ``LOYAL_TIME_ZONE``: the business's time zone (default ``UTC``): naive times in imported files
   are read in it, and reports group days in it.
 - ``LOYAL_ALLOWED_HOSTS``: comma-separated host names (default ``localhost,127.0.0.1``).
+- ``LOYAL_LANGUAGE``: the language of the ``loyal`` command's messages and the default of reports:
+  ``en`` (default), ``zh-hans`` (简体中文) or ``zh-hant`` (繁體中文).
 """
 
 from __future__ import annotations
@@ -19,7 +21,24 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+
+def _language() -> str:
+    code = os.environ.get("LOYAL_LANGUAGE", "en").strip().lower().replace("_", "-")
+    # Common spellings of the two Chinese scripts, as in LANG or browsers' language tags.
+    code = {"zh-cn": "zh-hans", "zh-sg": "zh-hans", "zh-tw": "zh-hant", "zh-hk": "zh-hant"}.get(
+        code, code
+    )
+    if code not in ("en", "zh-hans", "zh-hant"):
+        raise ImproperlyConfigured(
+            "LOYAL_LANGUAGE={!r} is not a language Loyal speaks: use en, zh-hans or zh-hant.".format(
+                os.environ["LOYAL_LANGUAGE"]
+            )
+        )
+    return code
+
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("LOYAL_DATA_DIR", "loyal-data")).resolve()
@@ -118,12 +137,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en"
 LANGUAGES = [
     ("en", _("English")),
     ("zh-hans", _("Simplified Chinese")),
     ("zh-hant", _("Traditional Chinese")),
 ]
+LANGUAGE_CODE = _language()
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import pyarrow as pa
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class ColumnType(StrEnum):
@@ -32,7 +34,7 @@ class Column:
     name: str
     type: ColumnType
     required: bool = False
-    help: str = ""
+    help: str | Promise = ""  # translated: str() it in the active language
     choices: tuple[str, ...] = ()
     # Extra spellings accepted for a choice, e.g. {"流失": "churned"}.
     choice_aliases: tuple[tuple[str, str], ...] = ()
@@ -43,7 +45,7 @@ class Column:
 @dataclass(frozen=True)
 class Kind:
     name: str
-    help: str
+    help: str | Promise
     columns: tuple[Column, ...]
     # Columns that together identify a row: importing a row with the same key updates it.
     key: tuple[str, ...]
@@ -135,7 +137,7 @@ _T = ColumnType
 
 CUSTOMERS = Kind(
     name="customers",
-    help="One row per customer or prospect.",
+    help=_("One row per customer or prospect."),
     key=("external_id",),
     allows_attributes=True,
     columns=(
@@ -144,9 +146,9 @@ CUSTOMERS = Kind(
             _T.TEXT,
             required=True,
             max_length=100,
-            help="The customer's id in your system; unique within the import source.",
+            help=_("The customer's id in your system; unique within the import source."),
         ),
-        Column("name", _T.TEXT, max_length=200, help="Full name; Chinese names welcome."),
+        Column("name", _T.TEXT, max_length=200, help=_("Full name; Chinese names welcome.")),
         Column("email", _T.TEXT, max_length=254),
         Column("phone", _T.TEXT, max_length=50),
         Column("wechat", _T.TEXT, max_length=100),
@@ -155,25 +157,28 @@ CUSTOMERS = Kind(
             _T.CHOICE,
             choices=STAGES,
             choice_aliases=STAGE_ALIASES,
-            help="Lifecycle stage; a change is kept in the stage history.",
+            help=_("Lifecycle stage; a change is kept in the stage history."),
         ),
         Column(
             "owner",
             _T.TEXT,
             max_length=150,
-            help="Username of the staff member who owns the customer.",
+            help=_("Username of the staff member who owns the customer."),
         ),
-        Column("tags", _T.TEXT, help="Tags separated by ';' or ','."),
+        Column("tags", _T.TEXT, help=_("Tags separated by ';' or ','.")),
         Column(
             "acquisition_source",
             _T.TEXT,
             max_length=100,
-            help="Where the customer came from, e.g. a campaign.",
+            help=_("Where the customer came from, e.g. a campaign."),
         ),
         Column(
-            "acquisition_channel", _T.TEXT, max_length=100, help="e.g. web, store, referral, ads."
+            "acquisition_channel",
+            _T.TEXT,
+            max_length=100,
+            help=_("e.g. web, store, referral, ads."),
         ),
-        Column("joined_at", _T.DATETIME, help="First contact; defaults to the import time."),
+        Column("joined_at", _T.DATETIME, help=_("First contact; defaults to the import time.")),
         Column("birthday", _T.DATE),
         Column("city", _T.TEXT, max_length=100),
     ),
@@ -181,7 +186,7 @@ CUSTOMERS = Kind(
 
 ORDERS = Kind(
     name="orders",
-    help="One row per order line; the order's fields repeat on each of its lines.",
+    help=_("One row per order line; the order's fields repeat on each of its lines."),
     key=("order_id", "line_no"),
     columns=(
         Column("order_id", _T.TEXT, required=True, max_length=100),
@@ -190,7 +195,7 @@ ORDERS = Kind(
             _T.TEXT,
             required=True,
             max_length=100,
-            help="The customer's external_id; unknown customers are created.",
+            help=_("The customer's external_id; unknown customers are created."),
         ),
         Column("ordered_at", _T.DATETIME, required=True),
         Column(
@@ -198,34 +203,36 @@ ORDERS = Kind(
             _T.CHOICE,
             choices=ORDER_STATUSES,
             choice_aliases=ORDER_STATUS_ALIASES,
-            help="paid (default), refunded or cancelled.",
+            help=_("paid (default), refunded or cancelled."),
         ),
-        Column("channel", _T.TEXT, max_length=100, help="Sales channel, e.g. web, store, app."),
+        Column("channel", _T.TEXT, max_length=100, help=_("Sales channel, e.g. web, store, app.")),
         Column(
             "line_no",
             _T.INTEGER,
             minimum=1,
-            help="Line number within the order; defaults to the line's position in the file.",
+            help=_("Line number within the order; defaults to the line's position in the file."),
         ),
         Column(
             "sku",
             _T.TEXT,
             required=True,
             max_length=100,
-            help="Product code; unknown products are created.",
+            help=_("Product code; unknown products are created."),
         ),
         Column("product_name", _T.TEXT, max_length=200),
         Column("category", _T.TEXT, max_length=100),
-        Column("quantity", _T.DECIMAL, minimum=0, help="Defaults to 1."),
+        Column("quantity", _T.DECIMAL, minimum=0, help=_("Defaults to 1.")),
         Column("unit_price", _T.DECIMAL, required=True, minimum=0),
-        Column("discount", _T.DECIMAL, minimum=0, help="Amount taken off the line; defaults to 0."),
-        Column("unit_cost", _T.DECIMAL, minimum=0, help="Cost of one unit, so margin is known."),
+        Column(
+            "discount", _T.DECIMAL, minimum=0, help=_("Amount taken off the line; defaults to 0.")
+        ),
+        Column("unit_cost", _T.DECIMAL, minimum=0, help=_("Cost of one unit, so margin is known.")),
     ),
 )
 
 SUBSCRIPTIONS = Kind(
     name="subscriptions",
-    help="One row per subscription, membership or card.",
+    help=_("One row per subscription, membership or card."),
     key=("subscription_id",),
     columns=(
         Column("subscription_id", _T.TEXT, required=True, max_length=100),
@@ -236,53 +243,53 @@ SUBSCRIPTIONS = Kind(
             _T.DECIMAL,
             required=True,
             minimum=0,
-            help="Recurring amount per billing period.",
+            help=_("Recurring amount per billing period."),
         ),
         Column(
             "period",
             _T.CHOICE,
             choices=BILLING_PERIODS,
             choice_aliases=BILLING_PERIOD_ALIASES,
-            help="Billing period: month (default), quarter or year.",
+            help=_("Billing period: month (default), quarter or year."),
         ),
         Column("started_at", _T.DATETIME, required=True),
-        Column("ended_at", _T.DATETIME, help="Empty while the subscription runs."),
+        Column("ended_at", _T.DATETIME, help=_("Empty while the subscription runs.")),
         Column("cancellation_reason", _T.TEXT, max_length=200),
     ),
 )
 
 EVENTS = Kind(
     name="events",
-    help="One row per behaviour event (page view, click, ...) on your site or app.",
+    help=_("One row per behaviour event (page view, click, ...) on your site or app."),
     key=("event_id",),
     columns=(
         Column(
             "event_id",
             _T.TEXT,
             max_length=100,
-            help="Your event id; without one, identical rows count as one event.",
+            help=_("Your event id; without one, identical rows count as one event."),
         ),
         Column("customer_id", _T.TEXT, required=True, max_length=100),
         Column("occurred_at", _T.DATETIME, required=True),
         Column("session_id", _T.TEXT, max_length=100),
         Column(
-            "event_type", _T.TEXT, max_length=50, help="view (default), click, or your own type."
+            "event_type", _T.TEXT, max_length=50, help=_("view (default), click, or your own type.")
         ),
-        Column("page", _T.TEXT, max_length=200, help="Page or module."),
+        Column("page", _T.TEXT, max_length=200, help=_("Page or module.")),
         Column("dwell_seconds", _T.NUMBER, minimum=0),
     ),
 )
 
 INTERACTIONS = Kind(
     name="interactions",
-    help="One row per call, email, chat, visit, note or complaint.",
+    help=_("One row per call, email, chat, visit, note or complaint."),
     key=("interaction_id",),
     columns=(
         Column(
             "interaction_id",
             _T.TEXT,
             max_length=100,
-            help="Your id; without one, identical rows count as one interaction.",
+            help=_("Your id; without one, identical rows count as one interaction."),
         ),
         Column("customer_id", _T.TEXT, required=True, max_length=100),
         Column("occurred_at", _T.DATETIME, required=True),
@@ -294,21 +301,21 @@ INTERACTIONS = Kind(
             choice_aliases=INTERACTION_KIND_ALIASES,
         ),
         Column("direction", _T.CHOICE, choices=DIRECTIONS, choice_aliases=DIRECTION_ALIASES),
-        Column("staff", _T.TEXT, max_length=150, help="Username of the staff member."),
+        Column("staff", _T.TEXT, max_length=150, help=_("Username of the staff member.")),
         Column("subject", _T.TEXT, max_length=200),
-        Column("body", _T.TEXT, help="The full text; kept without expiry and searchable."),
+        Column("body", _T.TEXT, help=_("The full text; kept without expiry and searchable.")),
         Column(
             "outcome",
             _T.TEXT,
             max_length=50,
-            help="e.g. resolved, unresolved, converted, no_answer.",
+            help=_("e.g. resolved, unresolved, converted, no_answer."),
         ),
     ),
 )
 
 CONSENTS = Kind(
     name="consents",
-    help="One row per opt-in or opt-out of a channel.",
+    help=_("One row per opt-in or opt-out of a channel."),
     key=("customer_id", "channel", "recorded_at"),
     columns=(
         Column("customer_id", _T.TEXT, required=True, max_length=100),
@@ -318,7 +325,7 @@ CONSENTS = Kind(
         Column("opted_in", _T.BOOLEAN, required=True),
         Column("recorded_at", _T.DATETIME, required=True),
         Column(
-            "source", _T.TEXT, max_length=100, help="Where the consent was given, e.g. web form."
+            "source", _T.TEXT, max_length=100, help=_("Where the consent was given, e.g. web form.")
         ),
     ),
 )

@@ -98,7 +98,7 @@ def _excel_template(kind: Kind, path: Path) -> None:
                 column.type.value,
                 _("yes") if column.required else _("no"),
                 _allowed_values(column),
-                column.help,
+                str(column.help),
             ]
         )
     if kind.allows_attributes:
@@ -112,7 +112,7 @@ def _excel_template(kind: Kind, path: Path) -> None:
             ]
         )
     help_sheet.append([])
-    help_sheet.append([kind.help])
+    help_sheet.append([str(kind.help)])
     for letter, width in zip("ABCDE", (22, 10, 10, 48, 60), strict=True):
         help_sheet.column_dimensions[letter].width = width
     for row in help_sheet.iter_rows(min_row=2):

@@ -31,26 +31,34 @@ KIND_LABELS = {
 
 
 class Command(BaseCommand):
-    help = "Load a seeded, reproducible demo business (customers, orders, memberships, events...) and serve it."
+    @property
+    def help(self) -> str:  # translated when the parser is built
+        return _(
+            "Load a seeded, reproducible demo business (customers, orders, memberships, "
+            "events...) and serve it."
+        )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--customers", type=int, default=5000, help="How many customers (default %(default)s)."
+            "--customers",
+            type=int,
+            default=5000,
+            help=_("How many customers (default %(default)s)."),
         )
         parser.add_argument(
-            "--seed", type=int, default=7, help="Random seed (default %(default)s)."
+            "--seed", type=int, default=7, help=_("Random seed (default %(default)s).")
         )
         parser.add_argument(
-            "--reset", action="store_true", help="Delete all customer records first, then load."
+            "--reset", action="store_true", help=_("Delete all customer records first, then load.")
         )
         parser.add_argument(
-            "--yes", action="store_true", help="Do not ask before --reset deletes records."
+            "--yes", action="store_true", help=_("Do not ask before --reset deletes records.")
         )
         parser.add_argument(
-            "--no-serve", action="store_true", help="Load only; do not start the web server."
+            "--no-serve", action="store_true", help=_("Load only; do not start the web server.")
         )
         parser.add_argument(
-            "--addr", default="127.0.0.1:8000", help="Address to serve on (default %(default)s)."
+            "--addr", default="127.0.0.1:8000", help=_("Address to serve on (default %(default)s).")
         )
 
     def handle(self, *args, **options):

@@ -18,17 +18,23 @@ CHOICES = [*kinds.KINDS, *EXPORTS]
 
 
 class Command(BaseCommand):
-    help = (
-        "Export records (in the columns `loyal import` reads), the stored per-customer scores, or the KPI "
-        "snapshots of every analysis run, to CSV, Excel (.xlsx) or JSON."
-    )
+    @property
+    def help(self) -> str:  # translated when the parser is built
+        return _(
+            "Export records (in the columns `loyal import` reads), the stored per-customer "
+            "scores, or the KPI snapshots of every analysis run, to CSV, Excel (.xlsx) or JSON."
+        )
 
     def add_arguments(self, parser):
-        parser.add_argument("what", choices=CHOICES, help="One of: {}.".format(", ".join(CHOICES)))
         parser.add_argument(
-            "file", type=Path, help="Where to write; the format follows the suffix."
+            "what", choices=CHOICES, help=_("One of: {choices}.").format(choices=", ".join(CHOICES))
         )
-        parser.add_argument("--source", default=DEFAULT_SOURCE, help="Records of this source only.")
+        parser.add_argument(
+            "file", type=Path, help=_("Where to write; the format follows the suffix.")
+        )
+        parser.add_argument(
+            "--source", default=DEFAULT_SOURCE, help=_("Records of this source only.")
+        )
 
     def handle(self, *args, **options):
         ensure_migrated()

@@ -18,49 +18,62 @@ from loyal.imports.writing import write_template
 
 
 class Command(BaseCommand):
-    help = "Import records from a CSV or Excel (.xlsx) file. Re-importing the same file changes nothing."
+    @property
+    def help(self) -> str:  # translated when the parser is built
+        return _(
+            "Import records from a CSV or Excel (.xlsx) file. Re-importing the same file "
+            "changes nothing."
+        )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "kind", nargs="?", help="What the file holds: {}.".format(", ".join(kinds.KINDS))
+            "kind",
+            nargs="?",
+            help=_("What the file holds: {kinds}.").format(kinds=", ".join(kinds.KINDS)),
         )
-        parser.add_argument("file", nargs="?", type=Path, help="The .csv or .xlsx file.")
+        parser.add_argument("file", nargs="?", type=Path, help=_("The .csv or .xlsx file."))
         parser.add_argument(
             "--template",
             metavar="KIND",
             choices=list(kinds.KINDS),
-            help="Write an empty template for KIND (to FILE, default KIND-template.xlsx) and stop.",
+            help=_(
+                "Write an empty template for KIND (to FILE, default KIND-template.xlsx) and stop."
+            ),
         )
         parser.add_argument(
             "--map",
             action="append",
             default=[],
             metavar="COLUMN=FIELD",
-            help="Read the file's COLUMN as FIELD, e.g. --map 客户编号=external_id (repeatable).",
+            help=_(
+                "Read the file's COLUMN as FIELD, e.g. --map 客户编号=external_id (repeatable)."
+            ),
         )
         parser.add_argument(
-            "--mapping-file", type=Path, help="A CSV (column,field) or JSON file of mappings."
+            "--mapping-file", type=Path, help=_("A CSV (column,field) or JSON file of mappings.")
         )
         parser.add_argument(
             "--source",
             default=DEFAULT_SOURCE,
-            help="The system the ids come from (default: %(default)s).",
+            help=_("The system the ids come from (default: %(default)s)."),
         )
-        parser.add_argument("--encoding", help="Text encoding (default: UTF-8, else GB18030).")
-        parser.add_argument("--sheet", help="Excel sheet to read (default: the first).")
+        parser.add_argument("--encoding", help=_("Text encoding (default: UTF-8, else GB18030)."))
+        parser.add_argument("--sheet", help=_("Excel sheet to read (default: the first)."))
         parser.add_argument(
             "--date-format",
-            help="strptime format of dates, e.g. %%d/%%m/%%Y (default: common formats).",
+            help=_("strptime format of dates, e.g. %%d/%%m/%%Y (default: common formats)."),
         )
         parser.add_argument(
             "--timezone",
             default=None,
-            help="Time zone of times without one (default: LOYAL_TIME_ZONE).",
+            help=_("Time zone of times without one (default: LOYAL_TIME_ZONE)."),
         )
         parser.add_argument(
             "--skip-invalid",
             action="store_true",
-            help="Load the valid rows and write the rejected ones with reasons next to the file.",
+            help=_(
+                "Load the valid rows and write the rejected ones with reasons next to the file."
+            ),
         )
 
     def handle(self, *args, **options):

@@ -28,10 +28,17 @@ def parse_as_of(text: str | None) -> dt.datetime | None:
 
 
 class Command(BaseCommand):
-    help = "Analyse the records (churn, stickiness, cohorts, value, RFM, lifecycle) and store the results."
+    @property
+    def help(self) -> str:  # translated when the parser is built
+        return _(
+            "Analyse the records (churn, stickiness, cohorts, value, RFM, lifecycle, predictions) "
+            "and store the results."
+        )
 
     def add_arguments(self, parser):
-        parser.add_argument("--as-of", help="Analyse as of the start of this date (default: now).")
+        parser.add_argument(
+            "--as-of", help=_("Analyse as of the start of this date (default: now).")
+        )
 
     def handle(self, *args, **options):
         ensure_migrated()

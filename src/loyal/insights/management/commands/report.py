@@ -15,19 +15,24 @@ from loyal.insights.selectors import latest_run
 
 
 class Command(BaseCommand):
-    help = (
-        "Print the headline KPIs of the latest analysis and write an HTML report with its charts."
-    )
+    @property
+    def help(self) -> str:  # translated when the parser is built
+        return _(
+            "Print the headline KPIs of the latest analysis and write an HTML report with its "
+            "charts."
+        )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--output", type=Path, help="Where to write the HTML (default: DATA_DIR/report.html)."
+            "--output",
+            type=Path,
+            help=_("Where to write the HTML (default: DATA_DIR/report.html)."),
         )
         parser.add_argument(
             "--language",
             choices=[code for code, _name in settings.LANGUAGES],
             default=settings.LANGUAGE_CODE,
-            help="Language of the report: en, zh-hans or zh-hant.",
+            help=_("Language of the report: en, zh-hans or zh-hant (default: LOYAL_LANGUAGE)."),
         )
 
     def handle(self, *args, **options):
