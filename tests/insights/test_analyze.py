@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from loyal.customers.models import Customer, StageChange
-from loyal.insights.models import AnalysisRun, CustomerScore, KpiSnapshot
+from loyal.insights.models import AnalysisRun, CustomerScore, KpiSnapshot, SegmentCount
 from loyal.insights.selectors import kpi_history, latest_run
 
 # The engine reads the records on its own connection, so they must be committed.
@@ -20,6 +23,10 @@ def test_report_before_any_analysis_says_what_to_do():
 
 def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     call_command("demo", "--customers", "2500", "--no-serve")
+    call_command(
+        "segment", "save", "Champions", '{"field": "rfm_segment", "op": "=", "value": "champions"}'
+    )
+    call_command("segment", "save", "Alive", '{"field": "p_alive", "op": ">=", "value": 0.5}')
     call_command("analyze", "--as-of", "2026-11-01")
     run = latest_run()
     assert run is not None and run.status == AnalysisRun.Status.DONE
@@ -72,6 +79,26 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     assert 0.5 < run.fitted_models["churn"]["auc"] <= 1
     assert KpiSnapshot.objects.filter(run=run, kpi="customer_equity", value__gt=0).exists()
 
+    # Rule segments are counted on the scores and predictions of the run.
+    counted = {c.segment.name: c.members for c in SegmentCount.objects.filter(run=run)}
+    assert counted == {
+        "Champions": CustomerScore.objects.filter(rfm_segment="champions").count(),
+        "Alive": CustomerScore.objects.filter(p_alive__gte=0.5).count(),
+    }
+    assert 0 < counted["Champions"] < counted["Alive"] < 2500
+
+    # Everything stored can be taken out again.
+    call_command("export", "scores", str(tmp_path / "scores.csv"))
+    with (tmp_path / "scores.csv").open(encoding="utf-8-sig") as handle:
+        scores = list(csv.DictReader(handle))
+    assert len(scores) == 2500
+    assert {"p_alive", "clv", "churn_probability", "reasons", "next_action"} <= set(scores[0])
+    assert any(row["reasons"] and "{" not in row["reasons"] for row in scores)  # sentences
+    call_command("export", "stages", str(tmp_path / "stages.xlsx"))
+    call_command("export", "segments", str(tmp_path / "segments.json"))
+    exported = json.loads((tmp_path / "segments.json").read_text(encoding="utf-8"))
+    assert {(row["segment"], row["members"]) for row in exported} == set(counted.items())
+
     output = tmp_path / "report.html"
     call_command("report", "--output", str(output), "--language", "zh-hans")
     text = output.read_text(encoding="utf-8")
@@ -82,3 +109,4 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
 
     call_command("analyze", "--as-of", "2026-10-01")
     assert len(kpi_history("churn_rate_absolute")) == 2
+    assert SegmentCount.objects.filter(segment__name="Alive").count() == 2

@@ -77,6 +77,8 @@ def test_plural_forms_follow_the_number():
     assert render_reason(Reason("unresolved_complaints", {"count": 1})) == "1 unresolved complaint"
     assert render_reason(Reason("unresolved_complaints", {"count": 2})) == "2 unresolved complaints"
     assert render_reason(Reason("no_activity_days", {"days": 21})) == "no visit in 21 days"
+    assert render_reason(Reason("few_services", {"count": 1})) == "uses only 1 service"
+    assert render_reason(Reason("few_services", {"count": 0})) == "uses none of the services"
 
 
 def test_reasons_read_as_one_sentence():

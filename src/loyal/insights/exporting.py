@@ -1,11 +1,15 @@
-"""Exporting stored analysis results: per-customer scores and KPI snapshots per run."""
+"""Exporting what Loyal stores beside the records: per-customer scores and predictions, KPI
+snapshots per run, segment counts per run, and every customer's stage history."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pyarrow as pa
 from django.db import connection
+
+from loyal.insights.reasons import render_reasons
 
 BATCH_ROWS = 50_000
 
@@ -13,17 +17,29 @@ _QUERIES = {
     "scores": (
         "SELECT c.external_id, c.name, s.as_of, s.stage, s.churned, s.recency_days, s.frequency, s.monetary,"
         " s.r_score, s.f_score, s.m_score, s.rfm_segment, s.margin, s.cost_to_serve, s.profit, s.abc_class,"
-        " s.return_class FROM insights_customerscore s JOIN customers_customer c ON c.id = s.customer_id"
-        " ORDER BY c.id"
+        " s.return_class, s.p_alive, s.expected_purchases, s.expected_spend, s.clv, s.churn_probability,"
+        " s.reasons, s.next_action, s.action_priority, s.suggestion"
+        " FROM insights_customerscore s JOIN customers_customer c ON c.id = s.customer_id ORDER BY c.id"
     ),
     "kpis": (
         "SELECT r.id AS run, k.as_of, k.kpi, k.value FROM insights_kpisnapshot k"
         " JOIN insights_analysisrun r ON r.id = k.run_id WHERE r.status = 'done' ORDER BY k.as_of, r.id, k.kpi"
     ),
+    "segments": (
+        "SELECT g.name AS segment, n.run_id AS run, n.as_of, n.members FROM insights_segmentcount n"
+        " JOIN insights_segment g ON g.id = n.segment_id ORDER BY g.name, n.as_of, n.run_id"
+    ),
+    "stages": (
+        "SELECT c.external_id, h.changed_at, h.from_stage, h.to_stage, h.reason, h.origin,"
+        " u.username AS changed_by FROM customers_stagechange h"
+        " JOIN customers_customer c ON c.id = h.customer_id"
+        " LEFT JOIN accounts_user u ON u.id = h.changed_by_id ORDER BY c.id, h.changed_at, h.id"
+    ),
 }
 
 _TYPES = {
     "as_of": pa.timestamp("us", tz="UTC"),
+    "changed_at": pa.timestamp("us", tz="UTC"),
     "churned": pa.bool_(),
     "recency_days": pa.float64(),
     "monetary": pa.float64(),
@@ -31,13 +47,24 @@ _TYPES = {
     "cost_to_serve": pa.float64(),
     "profit": pa.float64(),
     "value": pa.float64(),
+    "p_alive": pa.float64(),
+    "expected_purchases": pa.float64(),
+    "expected_spend": pa.float64(),
+    "clv": pa.float64(),
+    "churn_probability": pa.float64(),
+    "action_priority": pa.float64(),
+    "reasons": pa.string(),
+    "changed_by": pa.string(),
 }
 
 EXPORTS = tuple(_QUERIES)
 
 
 def export_results(name: str) -> Iterator[pa.Table]:
-    """Stored results ``name`` ("scores" or "kpis") as Arrow tables."""
+    """Stored results ``name`` (one of ``EXPORTS``) as Arrow tables.
+
+    A score's churn reasons are written as the sentence users read (in the active language).
+    """
     from loyal.imports.exporting import arrow_column
 
     with connection.cursor() as cursor:
@@ -45,13 +72,18 @@ def export_results(name: str) -> Iterator[pa.Table]:
         names = [column[0] for column in cursor.description]
         yielded = False
         while rows := cursor.fetchmany(BATCH_ROWS):
-            columns = list(zip(*rows, strict=True))
+            columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+            if "reasons" in columns:
+                columns["reasons"] = tuple(_reasons_text(value) for value in columns["reasons"])
             yield pa.table(
-                {
-                    n: arrow_column(values, _TYPES.get(n))
-                    for n, values in zip(names, columns, strict=True)
-                }
+                {n: arrow_column(values, _TYPES.get(n)) for n, values in columns.items()}
             )
             yielded = True
         if not yielded:
             yield pa.table({n: pa.array([], _TYPES.get(n, pa.string())) for n in names})
+
+
+def _reasons_text(stored: object) -> str:
+    """The stored reasons (JSON text on SQLite, decoded on PostgreSQL) as one translated phrase."""
+    reasons = json.loads(stored) if isinstance(stored, str) else stored
+    return render_reasons(reasons or [])

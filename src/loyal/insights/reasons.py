@@ -64,6 +64,8 @@ REASON_TEMPLATES: dict[str, Any] = {
 # Between two reasons in a list ("；" in Chinese).
 REASON_SEPARATOR = pgettext_lazy("between churn reasons", "; ")
 RISK_UP = _("Risk up: {reasons}")
+# "few_services" with a count of 0 ("uses only 0 services" reads oddly).
+NO_SERVICES = _("uses none of the services")
 
 
 def _value(value: Any) -> Any:
@@ -83,6 +85,8 @@ def render_reason(reason: Reason | Mapping[str, Any]) -> str:
         code, params = reason["code"], reason.get("params") or {}
     else:
         code, params = reason.code, reason.params
+    if code == "few_services" and params.get("count") == 0:
+        return str(NO_SERVICES)
     template = REASON_TEMPLATES.get(code)
     if template is None:
         return str(code)

@@ -25,6 +25,7 @@ from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import sources_from_parquet
 from loyal.imports.staging import StageColumn, StagingTable, execute, json_value, vendor
 from loyal.insights.models import AnalysisRun, KpiSnapshot
+from loyal.insights.segments import PREDICTION_COLUMNS, count_segments
 from loyal.insights.sources import snapshot_records
 
 Progress = Callable[[str, int, int], None]
@@ -105,8 +106,10 @@ def run_analysis(
             sources = sources_from_parquet(paths, backend)
             analysis = analyse(sources, as_of, settings, progress=progress)
         results = analysis.results
+        scores = _score_table(analysis)
         with transaction.atomic():
-            changes = _store_scores(run, results.as_of, _score_table(analysis))
+            changes = _store_scores(run, results.as_of, scores)
+            uncounted = count_segments(run, _segment_table(results.customers, scores))
             KpiSnapshot.objects.bulk_create(
                 KpiSnapshot(run=run, as_of=as_of, kpi=name, value=_number(value))
                 for name, value in _kpis(analysis).items()
@@ -131,6 +134,7 @@ def run_analysis(
                     "as_of": as_of.isoformat(),
                     "customers": run.customers,
                     "stage_changes": changes,
+                    "segments_not_counted": uncounted,
                 },
             )
     except Exception as error:
@@ -167,6 +171,12 @@ def _score_table(analysis: Analysis) -> pa.Table:
                 table.num_rows, pa.string() if sql_type == "text" else pa.float64()
             )
     return pa.table(columns)
+
+
+def _segment_table(customers: pa.Table, scores: pa.Table) -> pa.Table:
+    """The table segment rules run on: the engine's per-customer table and the predictions."""
+    predictions = scores.select(["customer_id", *PREDICTION_COLUMNS])
+    return customers.join(predictions, "customer_id", join_type="left outer")
 
 
 def _reasons_json(reasons: pa.Table) -> pa.Table:
