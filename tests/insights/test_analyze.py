@@ -99,6 +99,12 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     exported = json.loads((tmp_path / "segments.json").read_text(encoding="utf-8"))
     assert {(row["segment"], row["members"]) for row in exported} == set(counted.items())
 
+    call_command("export", "chart", str(tmp_path / "cohorts.csv"), "--chart", "cohort_matrix")
+    with (tmp_path / "cohorts.csv").open(encoding="utf-8-sig") as handle:
+        assert len(list(csv.DictReader(handle))) == len(run.charts["cohort_matrix"]) > 0
+    with pytest.raises(CommandError, match="--chart NAME, one of: .*loyalty_ladder"):
+        call_command("export", "chart", str(tmp_path / "x.csv"))
+
     output = tmp_path / "report.html"
     call_command("report", "--output", str(output), "--language", "zh-hans")
     text = output.read_text(encoding="utf-8")

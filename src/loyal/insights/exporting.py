@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from loyal.insights.reasons import render_reasons
 
@@ -81,6 +82,26 @@ def export_results(name: str) -> Iterator[pa.Table]:
             yielded = True
         if not yielded:
             yield pa.table({n: pa.array([], _TYPES.get(n, pa.string())) for n in names})
+
+
+def chart_table(name: str | None) -> pa.Table:
+    """The table behind chart ``name`` of the latest analysis (the Pareto curve is thinned to
+    at most 1,000 points when stored). LookupError says what there is to choose from."""
+    from loyal.insights.selectors import latest_run
+
+    run = latest_run()
+    if run is None:
+        raise LookupError(_("There is no analysis yet: run `loyal analyze` first."))
+    if name not in run.charts:
+        raise LookupError(
+            _("Name the chart with --chart NAME, one of: {names}.").format(
+                names=", ".join(sorted(run.charts))
+            )
+        )
+    rows = run.charts[name]
+    if not rows:
+        return pa.table({})
+    return pa.Table.from_pylist(rows)
 
 
 def _reasons_text(stored: object) -> str:

@@ -12,17 +12,18 @@ from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.exporting import export_batches
 from loyal.imports.writing import write_table
-from loyal.insights.exporting import EXPORTS, export_results
+from loyal.insights.exporting import EXPORTS, chart_table, export_results
 
-CHOICES = [*kinds.KINDS, *EXPORTS]
+CHOICES = [*kinds.KINDS, *EXPORTS, "chart"]
 
 
 class Command(BaseCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(
-            "Export records (in the columns `loyal import` reads), the stored per-customer "
-            "scores, or the KPI snapshots of every analysis run, to CSV, Excel (.xlsx) or JSON."
+            "Export records (in the columns `loyal import` reads), the stored per-customer scores "
+            "and predictions, the KPIs and segment counts of every analysis run, the stage "
+            "history, or a chart's table of the latest analysis, to CSV, Excel (.xlsx) or JSON."
         )
 
     def add_arguments(self, parser):
@@ -34,6 +35,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--source", default=DEFAULT_SOURCE, help=_("Records of this source only.")
+        )
+        parser.add_argument(
+            "--chart",
+            metavar="NAME",
+            help=_("With `chart`: which table of the latest analysis, e.g. cohort_matrix."),
         )
 
     def handle(self, *args, **options):
@@ -48,6 +54,12 @@ class Command(BaseCommand):
         what = options["what"]
         if what in kinds.KINDS:
             batches = export_batches(kinds.KINDS[what], source=options["source"])
+        elif what == "chart":
+            try:
+                batches = [chart_table(options["chart"])]
+            except LookupError as error:
+                raise CommandError(str(error)) from None
+            what = options["chart"]
         else:
             batches = export_results(what)
         rows = write_table(batches, path)
