@@ -9,7 +9,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from loyal.customers.models import Customer, StageChange
-from loyal.insights.models import AnalysisRun, CustomerScore, KpiSnapshot, SegmentCount
+from loyal.insights.models import (
+    AnalysisRun,
+    CustomerScore,
+    KpiSnapshot,
+    SegmentCount,
+    SegmentMember,
+)
 from loyal.insights.selectors import kpi_history, latest_run
 
 # The engine reads the records on its own connection, so they must be committed.
@@ -94,6 +100,11 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     assert len(scores) == 2500
     assert {"p_alive", "clv", "churn_probability", "reasons", "next_action"} <= set(scores[0])
     assert any(row["reasons"] and "{" not in row["reasons"] for row in scores)  # sentences
+    call_command("export", "scores", str(tmp_path / "champions.csv"), "--segment", "Champions")
+    with (tmp_path / "champions.csv").open(encoding="utf-8-sig") as handle:
+        champions = list(csv.DictReader(handle))
+    assert len(champions) == counted["Champions"]
+    assert {row["rfm_segment"] for row in champions} == {"champions"}
     call_command("export", "stages", str(tmp_path / "stages.xlsx"))
     call_command("export", "segments", str(tmp_path / "segments.json"))
     exported = json.loads((tmp_path / "segments.json").read_text(encoding="utf-8"))
@@ -116,3 +127,6 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     call_command("analyze", "--as-of", "2026-10-01")
     assert len(kpi_history("churn_rate_absolute")) == 2
     assert SegmentCount.objects.filter(segment__name="Alive").count() == 2
+    # Only the latest run's members are kept.
+    latest = SegmentCount.objects.filter(run=latest_run()).get(segment__name="Alive")
+    assert SegmentMember.objects.filter(segment__name="Alive").count() == latest.members

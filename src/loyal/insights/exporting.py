@@ -20,7 +20,8 @@ _QUERIES = {
         " s.r_score, s.f_score, s.m_score, s.rfm_segment, s.margin, s.cost_to_serve, s.profit, s.abc_class,"
         " s.return_class, s.p_alive, s.expected_purchases, s.expected_spend, s.clv, s.churn_probability,"
         " s.reasons, s.next_action, s.action_priority, s.suggestion"
-        " FROM insights_customerscore s JOIN customers_customer c ON c.id = s.customer_id ORDER BY c.id"
+        " FROM insights_customerscore s JOIN customers_customer c ON c.id = s.customer_id"
+        " {members} ORDER BY c.id"
     ),
     "kpis": (
         "SELECT r.id AS run, k.as_of, k.kpi, k.value FROM insights_kpisnapshot k"
@@ -61,15 +62,29 @@ _TYPES = {
 EXPORTS = tuple(_QUERIES)
 
 
-def export_results(name: str) -> Iterator[pa.Table]:
-    """Stored results ``name`` (one of ``EXPORTS``) as Arrow tables.
+# The scores of one segment's members (at the latest analysis).
+_SEGMENT_MEMBERS = (
+    "WHERE s.customer_id IN (SELECT m.customer_id FROM insights_segmentmember m"
+    " WHERE m.segment_id = %s)"
+)
+
+
+def export_results(name: str, *, segment_id: int | None = None) -> Iterator[pa.Table]:
+    """Stored results ``name`` (one of ``EXPORTS``) as Arrow tables; with ``segment_id``, the
+    scores of that segment's members only.
 
     A score's churn reasons are written as the sentence users read (in the active language).
     """
     from loyal.imports.exporting import arrow_column
 
+    sql, params = _QUERIES[name], []
+    if name == "scores":
+        sql = sql.format(members=_SEGMENT_MEMBERS if segment_id is not None else "")
+        params = [segment_id] if segment_id is not None else []
+    elif segment_id is not None:
+        raise ValueError("only scores can be limited to a segment, not {}".format(name))
     with connection.cursor() as cursor:
-        cursor.execute(_QUERIES[name])
+        cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
         yielded = False
         while rows := cursor.fetchmany(BATCH_ROWS):

@@ -148,3 +148,24 @@ class SegmentCount(models.Model):
 
     def __str__(self) -> str:
         return "{} {}: {}".format(self.segment_id, self.as_of.date(), self.members)
+
+
+class SegmentMember(models.Model):
+    """A customer in a segment at the latest analysis run (replaced by every run)."""
+
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="members", db_index=False
+    )  # indexed by the unique constraint, which starts with it
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="segment_memberships"
+    )
+
+    class Meta:
+        verbose_name = _("segment member")
+        verbose_name_plural = _("segment members")
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "customer"], name="segment_member_unique")
+        ]
+
+    def __str__(self) -> str:
+        return "{} {}".format(self.segment_id, self.customer_id)

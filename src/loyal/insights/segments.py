@@ -5,7 +5,8 @@ A segment is a rule of ``loyal.engine.segments`` (JSON data, never code) over th
 every analysis builds: the engine's per-customer table (attributes, stage, RFM, value classes)
 with the predictions joined on (P(alive), expected purchases, CLV, churn probability, next best
 action). ``loyal analyze`` stores each segment's member count per run, so counts over time are the
-``SegmentCount`` rows of successive runs.
+``SegmentCount`` rows of successive runs; the members of the latest run are ``SegmentMember``
+rows (``loyal export scores --segment NAME`` writes them out).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from loyal.engine.run import customer_table
 from loyal.engine.segments import RuleError, compile_rule, validate_rule
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import SCHEMAS, sources_from_arrow
+from loyal.imports.staging import StageColumn, StagingTable, execute
 from loyal.insights.models import AnalysisRun, Segment, SegmentCount
 
 logger = logging.getLogger(__name__)
@@ -130,24 +132,53 @@ def delete_segment(name: str, *, user: Any = None) -> None:
         segment.delete()
 
 
-def count_segments(run: AnalysisRun, customers: pa.Table) -> dict[str, str]:
-    """Store every segment's member count for ``run``; returns {name: error} for the rules that
-    no longer fit the table (they are skipped, the run goes on)."""
+def store_segments(run: AnalysisRun, customers: pa.Table) -> dict[str, str]:
+    """Evaluate every segment on ``customers`` (the run's segment table): store its member count
+    for ``run`` and its members (only the latest run's members are kept). Returns
+    {name: error} for the rules that no longer fit the table: they are skipped, the run goes on.
+    """
+    execute("DELETE FROM insights_segmentmember")
     segments = list(Segment.objects.all())
     if not segments:
         return {}
     backend = duckdb_backend()
     table = backend.create_table("segment_customers", customers, temp=True)
+    staged = StagingTable(
+        "loyal_stage_members",
+        [StageColumn("segment_id", "integer"), StageColumn("customer_id", "integer")],
+    )
     failed: dict[str, str] = {}
     counts = []
-    for segment in segments:
-        try:
-            members = int(backend.execute(table.filter(compile_rule(segment.rules, table)).count()))
-        except RuleError as error:
-            logger.warning("Segment %s was not counted: %s", segment.name, error)
-            failed[segment.name] = str(error)
-            continue
-        counts.append(SegmentCount(segment=segment, run=run, as_of=run.as_of, members=members))
+    try:
+        for segment in segments:
+            try:
+                members = backend.to_pyarrow(
+                    table.filter(compile_rule(segment.rules, table)).select("customer_id")
+                )
+            except RuleError as error:
+                logger.warning("Segment %s was not evaluated: %s", segment.name, error)
+                failed[segment.name] = str(error)
+                continue
+            staged.append(
+                pa.table(
+                    {
+                        "segment_id": pa.repeat(
+                            pa.scalar(segment.pk, pa.int64()), members.num_rows
+                        ),
+                        "customer_id": members.column("customer_id"),
+                    }
+                )
+            )
+            counts.append(
+                SegmentCount(segment=segment, run=run, as_of=run.as_of, members=members.num_rows)
+            )
+        staged.seal()
+        execute(
+            "INSERT INTO insights_segmentmember (segment_id, customer_id)"
+            " SELECT segment_id, customer_id FROM loyal_stage_members"
+        )
+    finally:
+        staged.drop()
+        backend.disconnect()
     SegmentCount.objects.bulk_create(counts)
-    backend.disconnect()
     return failed

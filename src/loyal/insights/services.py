@@ -25,7 +25,7 @@ from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import sources_from_parquet
 from loyal.imports.staging import StageColumn, StagingTable, execute, json_value, vendor
 from loyal.insights.models import AnalysisRun, KpiSnapshot
-from loyal.insights.segments import PREDICTION_COLUMNS, count_segments
+from loyal.insights.segments import PREDICTION_COLUMNS, store_segments
 from loyal.insights.sources import snapshot_records
 
 Progress = Callable[[str, int, int], None]
@@ -109,7 +109,7 @@ def run_analysis(
         scores = _score_table(analysis)
         with transaction.atomic():
             changes = _store_scores(run, results.as_of, scores)
-            uncounted = count_segments(run, _segment_table(results.customers, scores))
+            uncounted = store_segments(run, _segment_table(results.customers, scores))
             KpiSnapshot.objects.bulk_create(
                 KpiSnapshot(run=run, as_of=as_of, kpi=name, value=_number(value))
                 for name, value in _kpis(analysis).items()

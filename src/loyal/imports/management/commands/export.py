@@ -13,6 +13,7 @@ from loyal.imports import kinds
 from loyal.imports.exporting import export_batches
 from loyal.imports.writing import write_table
 from loyal.insights.exporting import EXPORTS, chart_table, export_results
+from loyal.insights.models import Segment
 
 CHOICES = [*kinds.KINDS, *EXPORTS, "chart"]
 
@@ -35,6 +36,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--source", default=DEFAULT_SOURCE, help=_("Records of this source only.")
+        )
+        parser.add_argument(
+            "--segment",
+            metavar="NAME",
+            help=_("With `scores`: only the members of this segment at the latest analysis."),
         )
         parser.add_argument(
             "--chart",
@@ -60,6 +66,15 @@ class Command(BaseCommand):
             except LookupError as error:
                 raise CommandError(str(error)) from None
             what = options["chart"]
+        elif options["segment"]:
+            if what != "scores":
+                raise CommandError(_("--segment goes with `scores` only."))
+            segment = Segment.objects.filter(name=options["segment"]).first()
+            if segment is None:
+                raise CommandError(
+                    _("There is no segment named {name}.").format(name=options["segment"])
+                )
+            batches = export_results(what, segment_id=segment.pk)
         else:
             batches = export_results(what)
         rows = write_table(batches, path)
