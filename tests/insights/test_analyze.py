@@ -120,6 +120,7 @@ def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     call_command("report", "--output", str(output), "--language", "zh-hans")
     text = output.read_text(encoding="utf-8")
     assert text.count('class="plotly-graph-div"') >= 9
+    assert "Champions" in text  # segments over time
     assert "cdn" not in text.split("<script>", 1)[0].lower()  # Plotly is inlined, no CDN
     printed = capsys.readouterr().out
     assert "Loyal" in printed and "AUC" in printed and "BG/NBD" in printed

@@ -16,6 +16,7 @@ from plotly.offline import get_plotlyjs
 
 from loyal.insights import labels
 from loyal.insights.models import AnalysisRun
+from loyal.insights.selectors import segment_history
 
 HEADLINE_KPIS = (
     "customers",
@@ -356,6 +357,18 @@ def action_summary(rows: list[dict[str, Any]]) -> go.Figure:
     return _layout(fig, _("Next best action: customers per action"), "", _("Customers"))
 
 
+def segment_trend(history: dict[str, list[tuple[str, int]]]) -> go.Figure:
+    fig = go.Figure()
+    for name, points in history.items():
+        fig.add_scatter(
+            x=[day for day, _members in points],
+            y=[members for _day, members in points],
+            mode="lines+markers",
+            name=name,
+        )
+    return _layout(fig, _("Segments: members at each analysis"), _("As of"), _("Customers"))
+
+
 def models_summary(run: AnalysisRun) -> list[tuple[str, str]]:
     """(label, value) lines describing the fitted models and how well they did."""
     lines: list[tuple[str, str]] = []
@@ -448,6 +461,9 @@ def render(run: AnalysisRun, language: str) -> str:
         )
     if charts.get("actions"):
         figures.append(action_summary(charts["actions"]))
+    history = segment_history()
+    if history:
+        figures.append(segment_trend(history))
     kpis = "".join(
         '<div class="kpi"><div class="value">{}</div><div class="label">{}</div></div>'.format(
             html.escape(value), html.escape(name)
