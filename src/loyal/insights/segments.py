@@ -72,6 +72,20 @@ def parse_rule(text: str) -> Any:
         ) from None
 
 
+def check_rule(name: str, rule: Any) -> None:
+    """Raise SegmentError unless ``name`` is given and ``rule`` fits the segment table."""
+    if not name.strip():
+        raise SegmentError(_("A segment needs a name."))
+    try:
+        validate_rule(rule, segment_schema())
+    except RuleError as error:
+        raise SegmentError(
+            _("The rule of segment {name} is wrong at {path}: {message}").format(
+                name=name, path=error.path, message=str(error).split(": ", 1)[-1]
+            )
+        ) from None
+
+
 def save_segment(
     name: str,
     rule: Any,
@@ -82,16 +96,7 @@ def save_segment(
 ) -> Segment:
     """Create the segment ``name``, or replace its rule and texts; the rule is checked first."""
     name = name.strip()
-    if not name:
-        raise SegmentError(_("A segment needs a name."))
-    try:
-        validate_rule(rule, segment_schema())
-    except RuleError as error:
-        raise SegmentError(
-            _("The rule of segment {name} is wrong at {path}: {message}").format(
-                name=name, path=error.path, message=str(error).split(": ", 1)[-1]
-            )
-        ) from None
+    check_rule(name, rule)
     with transaction.atomic():
         segment, created = Segment.objects.update_or_create(
             name=name,
