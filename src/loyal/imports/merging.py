@@ -267,11 +267,18 @@ def merge_orders(loader: Loader) -> LoadResult:
         c: "excluded." + c
         for c in ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
     }
+    # Lines are summed into orders first, so each order (not each line) looks its customer up.
+    # Orders go in by their id in the file, as do the lines below: each index on the order id
+    # then grows at its end rather than at random places (much less to write on PostgreSQL).
+    # The lines of one order agree on the order's fields (``Loader.check``): MIN picks them.
     orders_changed = execute(
         "INSERT INTO commerce_order (source, external_id, customer_id, ordered_at, status, channel, revenue, cost)"
-        " SELECT %s, s.order_id, c.id, MIN(s.ordered_at), COALESCE(MIN(s.status), 'paid'), COALESCE(MIN(s.channel), ''),"
-        " {revenue}, {cost} FROM {s} s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
-        " {join} commerce_product p ON p.sku = s.sku GROUP BY s.order_id, c.id{conflict}".format(
+        " SELECT %s, s.order_id, c.id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
+        " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
+        " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
+        " {revenue} AS revenue, {cost} AS cost FROM {s} s {join} commerce_product p ON p.sku = s.sku"
+        " GROUP BY s.order_id) s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
+        " WHERE true ORDER BY s.order_id{conflict}".format(
             s=s,
             join=_join(),
             revenue=revenue,
