@@ -60,7 +60,7 @@ _EXTRA_COLUMNS: dict[str, tuple[StageColumn, ...]] = {
 }
 _INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "customers": (("external_id",),),
-    "orders": (("order_id", "line_no"),),
+    "orders": (("order_id", "row_number"),),
     "subscriptions": (("subscription_id",), ("customer_id",)),
     "events": (("key",), ("customer_id",)),
     "interactions": (("key",), ("customer_id",)),

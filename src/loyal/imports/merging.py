@@ -54,7 +54,7 @@ def _customers_exist(loader: Loader, column: str) -> str:
 
 
 def _distinct(loader: Loader, column: str) -> str:
-    """The staged rows' distinct values of ``column``: one lookup per customer, not per row."""
+    """The staged rows' distinct values of ``column``: one lookup per value, not per row."""
     return "(SELECT DISTINCT {c} FROM {s} WHERE {c} IS NOT NULL) s".format(
         c=column, s=loader.stage.name
     )
@@ -245,20 +245,19 @@ def merge_orders(loader: Loader) -> LoadResult:
             )
         )
     categories = execute(
-        "INSERT INTO commerce_category (name) SELECT DISTINCT category FROM {s} WHERE category IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = {s}.category)".format(
-            s=s
+        "INSERT INTO commerce_category (name) SELECT s.category FROM {d}"
+        " WHERE NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = s.category)".format(
+            d=_distinct(loader, "category")
         )
     )
     products = _merge_products(loader)
     customers = create_missing_customers(loader, "customer_id", "customer", "MIN(s.ordered_at)")
-    orders_existing = _count(
-        "SELECT COUNT(*) FROM {d} WHERE EXISTS (SELECT 1 FROM commerce_order o"
-        " WHERE o.source = %s AND o.external_id = s.order_id)".format(
-            d=_distinct(loader, "order_id")
-        ),
+    # The file's orders, and how many of them are known already: one grouped pass.
+    orders_in_file, orders_existing = fetch(
+        "SELECT COUNT(*), COUNT(o.id) FROM {d} LEFT JOIN commerce_order o ON o.source = %s"
+        " AND o.external_id = s.order_id".format(d=_distinct(loader, "order_id")),
         [loader.source],
-    )
+    )[0]
     # None of the file's orders exists yet (a first import): plain inserts, and nothing to compare.
     upsert = orders_existing > 0
     revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
@@ -292,11 +291,7 @@ def merge_orders(loader: Loader) -> LoadResult:
         ),
         [loader.source, loader.source],
     )
-    orders_created = (
-        _count("SELECT COUNT(DISTINCT order_id) FROM {}".format(s), []) - orders_existing
-        if upsert
-        else orders_changed
-    )
+    orders_created = orders_in_file - orders_existing if upsert else orders_changed
     lines_existing = (
         _count(
             "SELECT COUNT(*) FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
@@ -355,12 +350,12 @@ def merge_orders(loader: Loader) -> LoadResult:
 
 def _merge_products(loader: Loader) -> int:
     s = loader.stage.name
-    existing = _count(
-        "SELECT COUNT(DISTINCT sku) FROM {s} WHERE EXISTS (SELECT 1 FROM commerce_product p WHERE p.sku = {s}.sku)".format(
-            s=s
-        ),
-        [],
-    )
+    # The file's products, and how many of them are known already: one grouped pass.
+    skus, existing = fetch(
+        "SELECT COUNT(*), COUNT(p.id) FROM {d} LEFT JOIN commerce_product p ON p.sku = s.sku".format(
+            d=_distinct(loader, "sku")
+        )
+    )[0]
     execute(
         "INSERT INTO commerce_product (sku, name, category_id, price, unit_cost)"
         " SELECT p.sku, COALESCE(p.name, ''), g.id, p.price, p.unit_cost FROM (SELECT sku, MAX(product_name) AS name,"
@@ -375,7 +370,7 @@ def _merge_products(loader: Loader) -> int:
             s=s
         )
     )
-    return _count("SELECT COUNT(DISTINCT sku) FROM {}".format(s), []) - existing
+    return skus - existing
 
 
 # ---- subscriptions, events, interactions, consents ---------------------------------------------
