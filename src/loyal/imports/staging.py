@@ -163,13 +163,15 @@ def _given(table: pa.Table) -> list[str]:
 def _sqlite_values(column: pa.ChunkedArray, sql_type: str) -> list:
     """Python values as Django's SQLite backend stores them (UTC text for datetimes)."""
     if sql_type == "datetime":
-        column = pc.cast(column, pa.timestamp("us", tz="UTC"))
-        text = pc.strftime(column, "%Y-%m-%d %H:%M:%S")
+        # UTC wall time without the zone: Arrow's cast to text is several times faster than
+        # strftime, and writes "YYYY-MM-DD HH:MM:SS.ffffff" as Django does.
+        utc = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.timestamp("us"))
+        text = pc.cast(utc, pa.string())
         # Django writes microseconds only when there are some; match it so re-imports compare equal.
         text = pc.replace_substring_regex(text, r"\.000000$", "")
         return text.to_pylist()
     if sql_type == "date":
-        return pc.strftime(column, "%Y-%m-%d").to_pylist()
+        return pc.cast(column, pa.string()).to_pylist()  # YYYY-MM-DD
     if sql_type == "decimal":
         return pc.cast(column, pa.string()).to_pylist()
     return column.to_pylist()
