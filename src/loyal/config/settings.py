@@ -75,6 +75,10 @@ def _database() -> dict:
             "timeout": 30,
         }
         database["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    else:
+        # Room for an import's staging tables (temporary tables live in these session buffers,
+        # taken only as needed; the default 8 MB sends a large import's staging to disk).
+        database.setdefault("OPTIONS", {})["options"] = "-c temp_buffers=512MB"
     return database
 
 

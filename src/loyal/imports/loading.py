@@ -25,6 +25,7 @@ from loyal.imports.staging import (
     StagingTable,
     execute,
     fetch,
+    tune_for_bulk_load,
 )
 
 # Rows a single merge error report names at most (the rest are counted).
@@ -59,7 +60,7 @@ _EXTRA_COLUMNS: dict[str, tuple[StageColumn, ...]] = {
 }
 _INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "customers": (("external_id",),),
-    "orders": (("order_id", "line_no"), ("customer_id",), ("sku",)),
+    "orders": (("order_id", "row_number"),),
     "subscriptions": (("subscription_id",), ("customer_id",)),
     "events": (("key",), ("customer_id",)),
     "interactions": (("key",), ("customer_id",)),
@@ -78,6 +79,7 @@ class Loader:
         # whole seconds, which every export format (Excel included) keeps exactly.
         self.now = connection.ops.adapt_datetimefield_value(timezone.now().replace(microsecond=0))
         self.present: set[str] = set()  # canonical columns given by at least one added table
+        tune_for_bulk_load()
         columns = [StageColumn(kinds.ROW_NUMBER, "integer")]
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]
         columns += _EXTRA_COLUMNS.get(kind.name, ())
@@ -232,6 +234,17 @@ class Loader:
             c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
         ]
         if not columns:
+            return []
+        # Most files have no such line: a cheap grouped pass says whether any order has one
+        # (its lines hold several values, or values and blanks) before they are looked for.
+        disagree = " OR ".join(
+            "MIN({c}) <> MAX({c}) OR COUNT({c}) NOT IN (0, COUNT(*))".format(c=c) for c in columns
+        )
+        if not fetch(
+            "SELECT 1 FROM {s} GROUP BY order_id HAVING {disagree} LIMIT 1".format(
+                s=self.stage.name, disagree=disagree
+            )
+        ):
             return []
         # One ordered pass: each line beside the first line of its order, every field at once.
         firsts = ", ".join("FIRST_VALUE({c}) OVER w AS first_{c}".format(c=c) for c in columns)

@@ -54,7 +54,7 @@ def _customers_exist(loader: Loader, column: str) -> str:
 
 
 def _distinct(loader: Loader, column: str) -> str:
-    """The staged rows' distinct values of ``column``: one lookup per customer, not per row."""
+    """The staged rows' distinct values of ``column``: one lookup per value, not per row."""
     return "(SELECT DISTINCT {c} FROM {s} WHERE {c} IS NOT NULL) s".format(
         c=column, s=loader.stage.name
     )
@@ -245,20 +245,19 @@ def merge_orders(loader: Loader) -> LoadResult:
             )
         )
     categories = execute(
-        "INSERT INTO commerce_category (name) SELECT DISTINCT category FROM {s} WHERE category IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = {s}.category)".format(
-            s=s
+        "INSERT INTO commerce_category (name) SELECT s.category FROM {d}"
+        " WHERE NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = s.category)".format(
+            d=_distinct(loader, "category")
         )
     )
     products = _merge_products(loader)
     customers = create_missing_customers(loader, "customer_id", "customer", "MIN(s.ordered_at)")
-    orders_existing = _count(
-        "SELECT COUNT(*) FROM {d} WHERE EXISTS (SELECT 1 FROM commerce_order o"
-        " WHERE o.source = %s AND o.external_id = s.order_id)".format(
-            d=_distinct(loader, "order_id")
-        ),
+    # The file's orders, and how many of them are known already: one grouped pass.
+    orders_in_file, orders_existing = fetch(
+        "SELECT COUNT(*), COUNT(o.id) FROM {d} LEFT JOIN commerce_order o ON o.source = %s"
+        " AND o.external_id = s.order_id".format(d=_distinct(loader, "order_id")),
         [loader.source],
-    )
+    )[0]
     # None of the file's orders exists yet (a first import): plain inserts, and nothing to compare.
     upsert = orders_existing > 0
     revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
@@ -267,11 +266,18 @@ def merge_orders(loader: Loader) -> LoadResult:
         c: "excluded." + c
         for c in ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
     }
+    # Lines are summed into orders first, so each order (not each line) looks its customer up.
+    # Orders go in by their id in the file, as do the lines below: each index on the order id
+    # then grows at its end rather than at random places (much less to write on PostgreSQL).
+    # The lines of one order agree on the order's fields (``Loader.check``): MIN picks them.
     orders_changed = execute(
         "INSERT INTO commerce_order (source, external_id, customer_id, ordered_at, status, channel, revenue, cost)"
-        " SELECT %s, s.order_id, c.id, MIN(s.ordered_at), COALESCE(MIN(s.status), 'paid'), COALESCE(MIN(s.channel), ''),"
-        " {revenue}, {cost} FROM {s} s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
-        " {join} commerce_product p ON p.sku = s.sku GROUP BY s.order_id, c.id{conflict}".format(
+        " SELECT %s, s.order_id, c.id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
+        " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
+        " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
+        " {revenue} AS revenue, {cost} AS cost FROM {s} s {join} commerce_product p ON p.sku = s.sku"
+        " GROUP BY s.order_id) s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
+        " WHERE true ORDER BY s.order_id{conflict}".format(
             s=s,
             join=_join(),
             revenue=revenue,
@@ -285,11 +291,7 @@ def merge_orders(loader: Loader) -> LoadResult:
         ),
         [loader.source, loader.source],
     )
-    orders_created = (
-        _count("SELECT COUNT(DISTINCT order_id) FROM {}".format(s), []) - orders_existing
-        if upsert
-        else orders_changed
-    )
+    orders_created = orders_in_file - orders_existing if upsert else orders_changed
     lines_existing = (
         _count(
             "SELECT COUNT(*) FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
@@ -348,12 +350,12 @@ def merge_orders(loader: Loader) -> LoadResult:
 
 def _merge_products(loader: Loader) -> int:
     s = loader.stage.name
-    existing = _count(
-        "SELECT COUNT(DISTINCT sku) FROM {s} WHERE EXISTS (SELECT 1 FROM commerce_product p WHERE p.sku = {s}.sku)".format(
-            s=s
-        ),
-        [],
-    )
+    # The file's products, and how many of them are known already: one grouped pass.
+    skus, existing = fetch(
+        "SELECT COUNT(*), COUNT(p.id) FROM {d} LEFT JOIN commerce_product p ON p.sku = s.sku".format(
+            d=_distinct(loader, "sku")
+        )
+    )[0]
     execute(
         "INSERT INTO commerce_product (sku, name, category_id, price, unit_cost)"
         " SELECT p.sku, COALESCE(p.name, ''), g.id, p.price, p.unit_cost FROM (SELECT sku, MAX(product_name) AS name,"
@@ -368,7 +370,7 @@ def _merge_products(loader: Loader) -> int:
             s=s
         )
     )
-    return _count("SELECT COUNT(DISTINCT sku) FROM {}".format(s), []) - existing
+    return skus - existing
 
 
 # ---- subscriptions, events, interactions, consents ---------------------------------------------
