@@ -132,6 +132,7 @@ class Clock:
 
 def peer_loyal(data: Path, out: Path, memory_limit: str = "500MB") -> dict[str, Any]:
     import ibis
+    import ibis.backends.duckdb  # noqa: F401 - ibis.duckdb imports it on first use (0.2 s)
     import numpy as np
 
     from loyal.engine.btyd import (
