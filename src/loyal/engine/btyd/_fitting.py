@@ -370,7 +370,13 @@ def _newton(
         for _ in range(40):
             trial = np.clip(theta + length * step, -LOG_BOUND, LOG_BOUND)
             t_value, t_grad, t_hess = objective(trial)
-            if np.isfinite(t_value) and t_value <= value + 1e-4 * length * float(grad @ step):
+            # A trial that meets the gradient tolerance is the optimum. Armijo's test would
+            # reject it when the decrease is below the rounding error of a sum over a million
+            # rows (1e-12 relative), and halving steps 50 times over took a 0.15 s fit to 2 s.
+            at_optimum = bool(np.max(np.abs(t_grad)) / scale < tol)
+            if np.isfinite(t_value) and (
+                at_optimum or t_value <= value + 1e-4 * length * float(grad @ step)
+            ):
                 break
             length /= 2
         else:
