@@ -25,6 +25,7 @@ from loyal.engine.btyd import (
     BetaGeoModel,
     GammaGammaModel,
     compare_holdout,
+    group_histories,
     score_customers,
     tracking_curve,
 )
@@ -84,7 +85,10 @@ def btyd(sources: Sources, as_of: dt.datetime, settings: PredictionSettings) -> 
     repeat = summary[(summary.frequency > 0) & (summary.monetary_value > 0)]
     if len(repeat) < settings.min_repeat_buyers:
         return None
-    purchases = BetaGeoModel().fit(summary.frequency, summary.recency, summary["T"])
+    # Fitted and scored once per distinct (frequency, recency, T): the same estimates and scores.
+    patterns = group_histories(summary.frequency, summary.recency, summary["T"])
+    x, t_x, age, counts, _ = patterns
+    purchases = BetaGeoModel().fit(x, t_x, age, weights=counts)
     spend = GammaGammaModel().fit(repeat.frequency, repeat.monetary_value)
 
     calibration_end = as_of - dt.timedelta(days=settings.holdout_days)
@@ -127,6 +131,7 @@ def btyd(sources: Sources, as_of: dt.datetime, settings: PredictionSettings) -> 
         months=settings.clv_months,
         discount_rate=settings.monthly_discount_rate,
         time_unit="D",
+        patterns=patterns,
     )
     scores.insert(0, "customer_id", summary.customer_id.to_numpy())
     table = pa.Table.from_pandas(scores, preserve_index=False)

@@ -17,6 +17,7 @@ from loyal.engine.btyd import group_histories
 from loyal.engine.summary import (
     calibration_holdout_summary,
     customer_summary,
+    period_index,
     rfm_patterns,
 )
 
@@ -106,6 +107,34 @@ def test_orders_on_several_days_and_the_as_of_cut(
     by_day = run(customer_summary(table, date(2024, 3, 5), amount_col=None))
     assert list(by_day.columns) == ["frequency", "recency", "T"]
     assert by_day.loc[3, "T"] == 0.0
+
+
+@pytest.mark.parametrize("timezone", ["UTC", None])
+@pytest.mark.parametrize("period", ["D", "W"])
+def test_duckdb_period_index_equals_the_portable_definition(
+    duckdb: ibis.BaseBackend, timezone: str | None, period: str
+) -> None:
+    # Instants on both sides of day and week boundaries, before and after 1970.
+    moments = [
+        datetime(1969, 12, 28, 23, 59, 59, 999999),
+        datetime(1969, 12, 29),
+        datetime(1969, 12, 31, 23, 59, 59, 999999),
+        datetime(1970, 1, 1),
+        datetime(2024, 2, 29, 23, 59, 59, 999999),
+        datetime(2024, 3, 1),
+        datetime(2024, 12, 29, 23, 59, 59, 999999),
+        datetime(2024, 12, 30),
+    ]
+    table = pa.table({"ts": pa.array(moments, pa.timestamp("us", tz=timezone))})
+    on_duckdb = duckdb.create_table("period_moments", table, overwrite=True)
+    unbound = ibis.memtable(table)  # no backend: the portable epoch-seconds form
+    fast = on_duckdb.select(index=period_index(on_duckdb.ts, period))  # type: ignore[arg-type]
+    portable = unbound.select(index=period_index(unbound.ts, period))  # type: ignore[arg-type]
+    assert "EPOCH_US" in ibis.to_sql(fast) and "EPOCH_US" not in ibis.to_sql(portable)
+    days = [(m.date() - date(1970, 1, 1)).days for m in moments]
+    expected = days if period == "D" else [(d + 3) // 7 for d in days]
+    assert duckdb.execute(fast)["index"].tolist() == expected
+    assert duckdb.execute(portable)["index"].tolist() == expected
 
 
 def test_rfm_patterns_count_customers(master_orders: ir.Table, run: Run) -> None:

@@ -288,6 +288,17 @@ class FitResult:
     converged: bool
 
 
+def one_blas_thread() -> threadpool_limits:
+    """A context that runs BLAS on one thread, for the whole of a model fit.
+
+    The fits' dot products are long but cheap: BLAS threads only add wake-up and spin costs,
+    which on a busy machine made a 20 ms fit take seconds. Preparing the data (its first dot
+    products included) inside the limit too took a 0.2 s Gamma-Gamma fit of a million
+    customers down to 0.13 s.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def numerical_hessian(
     objective: Objective, at: FloatArray, gradient: FloatArray, step: float = 1e-6
 ) -> FloatArray:
@@ -324,17 +335,14 @@ def maximise(
     objective divided by ``scale`` (the number of customers), whatever the data size. The
     Hessian at the optimum gives the standard errors.
     """
-    # The likelihoods' dot products are long but cheap: BLAS threads only add wake-up and
-    # spin costs, which on a busy machine made a 20 ms fit take seconds.
-    with threadpool_limits(limits=1, user_api="blas"):
-        if with_hessian is not None:
-            result = _newton(with_hessian, start, scale=scale, tol=tol, max_iter=max_iter)
-            if result is not None and result.converged:
-                _check_result(result.log_params, result.hessian, names)
-                return result
-            if result is not None:
-                start = result.log_params
-        return _maximise(objective, start, names=names, scale=scale, tol=tol, max_iter=max_iter)
+    if with_hessian is not None:
+        result = _newton(with_hessian, start, scale=scale, tol=tol, max_iter=max_iter)
+        if result is not None and result.converged:
+            _check_result(result.log_params, result.hessian, names)
+            return result
+        if result is not None:
+            start = result.log_params
+    return _maximise(objective, start, names=names, scale=scale, tol=tol, max_iter=max_iter)
 
 
 def _newton(
@@ -362,7 +370,13 @@ def _newton(
         for _ in range(40):
             trial = np.clip(theta + length * step, -LOG_BOUND, LOG_BOUND)
             t_value, t_grad, t_hess = objective(trial)
-            if np.isfinite(t_value) and t_value <= value + 1e-4 * length * float(grad @ step):
+            # A trial that meets the gradient tolerance is the optimum. Armijo's test would
+            # reject it when the decrease is below the rounding error of a sum over a million
+            # rows (1e-12 relative), and halving steps 50 times over took a 0.15 s fit to 2 s.
+            at_optimum = bool(np.max(np.abs(t_grad)) / scale < tol)
+            if np.isfinite(t_value) and (
+                at_optimum or t_value <= value + 1e-4 * length * float(grad @ step)
+            ):
                 break
             length /= 2
         else:

@@ -20,6 +20,7 @@ from loyal.engine.btyd._fitting import (
     WARM_START_ROWS,
     Histories,
     check_rfm,
+    one_blas_thread,
     warn_if_no_repeat_purchases,
 )
 
@@ -230,7 +231,8 @@ class BetaGeoModel(Model[BetaGeoParams]):
         """Fit by maximum likelihood; ``weights`` counts customers per row (see rfm_patterns)."""
         data = Histories.from_arrays(frequency, recency, T, weights)
         warn_if_no_repeat_purchases(data)
-        return self._fit(data)
+        with one_blas_thread():
+            return self._fit(data)
 
     def _fit(self, data: Histories) -> BetaGeoModel:
         # The optimiser works in time units of the oldest customer's age, which keeps every

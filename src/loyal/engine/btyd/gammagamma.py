@@ -22,6 +22,7 @@ from loyal.engine.btyd._fitting import (
     _ids,
     as_float_array,
     check_weights,
+    one_blas_thread,
 )
 
 FloatArray = NDArray[np.float64]
@@ -207,22 +208,23 @@ class GammaGammaModel(Model[GammaGammaParams]):
         """Fit on repeat buyers (frequency > 0, monetary_value > 0)."""
         x, m = _check_spend(frequency, monetary_value, fitting=True)
         w = check_weights(weights, x.shape[0])
-        data = _SpendData(x, m, w)
-        # The optimiser works in units of the mean spend (gamma = exp(theta) * scale), which
-        # keeps every log-parameter near 0 whatever the currency. p x / (p x + q) is the weight
-        # of a customer's own mean: start in the middle, with the population mean
-        # gamma p / (q - 1) at the observed mean spend.
-        shift = np.array([0.0, 0.0, np.log(float(w @ m / w.sum()))])
-        start = np.log([1.0, 3.0, 2.0])
-        if x.shape[0] > WARM_START_ROWS:
-            # A few Newton steps on every k-th customer land close to the optimum, so the full
-            # data then need only two or three.
-            step = x.shape[0] // (WARM_START_ROWS // 4)
-            sample = _SpendData(x[::step], m[::step], w[::step] * step)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = self._maximise(sample, start, shift, tol=1e-6).log_params
-        result = self._maximise(data, start, shift, tol=self.tol)
+        with one_blas_thread():
+            data = _SpendData(x, m, w)
+            # The optimiser works in units of the mean spend (gamma = exp(theta) * scale),
+            # which keeps every log-parameter near 0 whatever the currency. p x / (p x + q) is
+            # the weight of a customer's own mean: start in the middle, with the population
+            # mean gamma p / (q - 1) at the observed mean spend.
+            shift = np.array([0.0, 0.0, np.log(float(w @ m / w.sum()))])
+            start = np.log([1.0, 3.0, 2.0])
+            if x.shape[0] > WARM_START_ROWS:
+                # A few Newton steps on every k-th customer land close to the optimum, so the
+                # full data then need only two or three.
+                step = x.shape[0] // (WARM_START_ROWS // 4)
+                sample = _SpendData(x[::step], m[::step], w[::step] * step)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    start = self._maximise(sample, start, shift, tol=1e-6).log_params
+            result = self._maximise(data, start, shift, tol=self.tol)
         self._store(result, shift, float(w.sum()))
         self.log_likelihood_ = result.log_likelihood
         return self

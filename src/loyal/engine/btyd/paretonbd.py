@@ -14,7 +14,12 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln
 
 from loyal.engine.btyd._base import Model, Params
-from loyal.engine.btyd._fitting import Histories, maximise, warn_if_no_repeat_purchases
+from loyal.engine.btyd._fitting import (
+    Histories,
+    maximise,
+    one_blas_thread,
+    warn_if_no_repeat_purchases,
+)
 from loyal.engine.btyd._hyp import log_beta_integral
 
 FloatArray = NDArray[np.float64]
@@ -187,14 +192,15 @@ class ParetoNBDModel(Model[ParetoNBDParams]):
             return -value, -grad
 
         total = float(data.weights.sum())
-        result = maximise(
-            objective,
-            _start(data) - shift,
-            names=self.params_class.names(),
-            scale=total,
-            tol=self.tol,
-            max_iter=self.max_iter,
-        )
+        with one_blas_thread():
+            result = maximise(
+                objective,
+                _start(data) - shift,
+                names=self.params_class.names(),
+                scale=total,
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
         self._store(result, shift, total)
         self.log_likelihood_ = result.log_likelihood
         return self
