@@ -32,8 +32,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+
+from loyal.engine.common import seconds
 
 Period = Literal["D", "W"]
 
@@ -71,29 +72,15 @@ def _period_index_of(moment: datetime, period: Period) -> int:
     return day if period == "D" else (day + _MONDAY_SHIFT) // 7
 
 
-@ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(ts: dt.timestamp) -> dt.int64:  # type: ignore[empty-body]
-    """DuckDB's ``epoch_us``: microseconds since 1970-01-01 UTC, read off the stored integer."""
-
-
-def _runs_on_duckdb(column: ir.Value) -> bool:
-    """True if ``column`` comes from tables of one DuckDB connection (False if unbound)."""
-    backends, _ = column._find_backends()
-    return len(backends) == 1 and backends[0].name == "duckdb"
-
-
 def period_index(column: ir.TimestampValue, period: Period) -> ir.IntegerValue:
     """Integer period index of a timestamp column: days (or Monday weeks) since 1970-01-01 UTC.
 
-    Defined as floor(epoch seconds / 86400), the portable form used on every engine but DuckDB.
-    On DuckDB the same days come from integer epoch microseconds, which skips a row-by-row
-    time zone conversion of aware columns (see the module docstring); a test pins both equal.
+    Defined as floor(epoch seconds / 86400); the epoch seconds come from ``common.seconds``,
+    which on DuckDB reads aware columns' integer microseconds instead of converting every row
+    (see the module docstring); a test pins both forms equal.
     """
     _check_period(period)
-    if _runs_on_duckdb(column):
-        day = (_duckdb_epoch_us(column) / (_SECONDS_PER_DAY * 1_000_000)).floor()
-    else:
-        day = (column.epoch_seconds() / _SECONDS_PER_DAY).floor()
+    day = (seconds(column) / _SECONDS_PER_DAY).floor()
     if period == "D":
         return day.cast("int32")
     return ((day + _MONDAY_SHIFT) / 7).floor().cast("int32")
