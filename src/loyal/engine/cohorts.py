@@ -274,9 +274,12 @@ def tenure_curve(
         t = t.mutate(k=t.m - t.join_m)
         return t.filter((t.k >= 0) & (t.k <= t.max_k) & (t.k < settings.tenure_max_months))
 
-    o = monthly(purchases.select("customer_id", m=purchases.month, rev=purchases.revenue))
+    o = monthly(
+        purchases.select("customer_id", "new_month", m=purchases.month, rev=purchases.revenue)
+    )
+    # A buyer's first order of a month marks them once in that month's k.
     o_agg = o.group_by(ok="k").aggregate(
-        buyers=o.customer_id.nunique(), orders=o.count(), revenue=o.rev.sum()
+        buyers=count_if(o.new_month), orders=o.count(), revenue=o.rev.sum()
     )
     ev = sources.events.filter(sources.events.occurred_at < as_of)
     e = monthly(ev.select("customer_id", m=month_index(ev.occurred_at)))

@@ -3,7 +3,7 @@
 ``run_all`` is the one place that executes a whole analysis run (through ``execution``): each
 step builds an Ibis expression with the analysis modules and runs it on the sources' backend.
 Intermediate tables that several steps read (the purchase sequence, coverage spells, valued
-customers, RFM scores, the per-customer table) are materialised once on the backend
+customers, RFM scores) are materialised once on the backend
 (``execution.cache``) and released at the end.
 The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
 durations) and the headline counts read off the already executed per-customer table.
@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
@@ -261,8 +262,10 @@ def run_all(
             scored=ctx["scored"],
             purchases=ctx["purchases"],
         )
-        keep("customers", expr)
-        out["customers"] = to_arrow(ctx["customers"])
+        out["customers"] = to_arrow(expr)
+        # Later steps read the executed table back (as an in-memory table) rather than having
+        # the backend store a copy of it.
+        ctx["customers"] = ibis.memtable(out["customers"])
 
     def kpis_step() -> None:
         out["kpis"] = _kpis(
