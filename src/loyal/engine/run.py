@@ -3,8 +3,8 @@
 ``run_all`` is the one place that executes a whole analysis run (through ``execution``): each
 step builds an Ibis expression with the analysis modules and runs it on the sources' backend.
 Intermediate tables that several steps read (the purchase sequence, coverage spells, valued
-customers, RFM scores) are materialised once on the backend
-(``execution.cache``) and released at the end.
+customers, RFM scores) are materialised once on the backend (``execution.cache``) and released
+at the end; the per-customer table is read back from its executed Arrow table.
 The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
 durations) and the headline counts read off the already executed per-customer table.
 """
