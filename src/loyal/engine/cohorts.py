@@ -36,7 +36,7 @@ def _int_range(name: str, stop: int) -> ir.Table:
 
 def _first_purchases(purchases: ir.Table) -> ir.Table:
     first = purchases.filter(purchases.n == 1)
-    return first.select("customer_id", first_s=first.o_s, first_m=first.month)
+    return first.select("customer_id", first_s=first.o_s, first_m=first.month.cast("int64"))
 
 
 def cohort_retention(
@@ -69,7 +69,7 @@ def cohort_retention(
         purchases = purchase_sequence(sources.orders, as_of)
     firsts = _first_purchases(purchases)
     months = purchases.filter(purchases.new_month)
-    act = months.select("customer_id", m=months.month)
+    act = months.select("customer_id", m=months.month.cast("int64"))
     act = act.inner_join(firsts, "customer_id")
     act = act.select("customer_id", k=act.m - act.first_m)
     last_k = act.group_by("customer_id").aggregate(last_k=act.k.max())
@@ -147,7 +147,7 @@ def loyalty_ladder(
     if purchases is None:
         purchases = purchase_sequence(orders, as_of)
     ranked = purchases.filter(purchases.n <= settings.ladder_max_purchases)
-    ranked = ranked.select("customer_id", "n", "next_s", at_s=ranked.o_s)
+    ranked = ranked.select("customer_id", "next_s", n=ranked.n.cast("int64"), at_s=ranked.o_s)
     eligible = ranked.at_s <= epoch(as_of) - horizon_s
     agg = ranked.group_by(purchases=ranked.n).aggregate(
         reached=ranked.count(),
@@ -275,7 +275,9 @@ def tenure_curve(
         return t.filter((t.k >= 0) & (t.k <= t.max_k) & (t.k < settings.tenure_max_months))
 
     o = monthly(
-        purchases.select("customer_id", "new_month", m=purchases.month, rev=purchases.revenue)
+        purchases.select(
+            "customer_id", "new_month", m=purchases.month.cast("int64"), rev=purchases.revenue
+        )
     )
     # A buyer's first order of a month marks them once in that month's k.
     o_agg = o.group_by(ok="k").aggregate(
