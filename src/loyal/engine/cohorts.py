@@ -20,7 +20,7 @@ from loyal.engine.common import (
     epoch,
     month_index,
     month_index_of,
-    paid_orders,
+    purchase_sequence,
     ratio,
     seconds,
     utc,
@@ -34,10 +34,9 @@ def _int_range(name: str, stop: int) -> ir.Table:
     return ibis.memtable({name: list(range(stop))}, schema={name: "int64"})
 
 
-def _first_purchases(paid: ir.Table) -> ir.Table:
-    return paid.group_by("customer_id").aggregate(
-        first_s=seconds(paid.ordered_at).min(), first_m=month_index(paid.ordered_at).min()
-    )
+def _first_purchases(purchases: ir.Table) -> ir.Table:
+    first = purchases.filter(purchases.n == 1)
+    return first.select("customer_id", first_s=first.o_s, first_m=first.month.cast("int64"))
 
 
 def cohort_retention(
@@ -47,6 +46,7 @@ def cohort_retention(
     *,
     by: str | None = None,
     periods: int | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """Retention matrix by first-purchase cohort (R8), or by a customer column.
 
@@ -60,12 +60,16 @@ def cohort_retention(
       ("recurring" retention);
     - active_on_or_after, retention_on_or_after: members with a paid order in month k or any
       later month before ``as_of`` ("on or after" retention, which never rises with k).
+
+    ``purchases``: a shared ``purchase_sequence(sources.orders, as_of)`` (built here when None).
     """
     as_of = utc(as_of)
     periods = periods or settings.cohort_periods
-    paid = paid_orders(sources.orders, as_of)
-    firsts = _first_purchases(paid)
-    act = paid.select("customer_id", m=month_index(paid.ordered_at)).distinct()
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
+    firsts = _first_purchases(purchases)
+    months = purchases.filter(purchases.new_month)
+    act = months.select("customer_id", m=months.month.cast("int64"))
     act = act.inner_join(firsts, "customer_id")
     act = act.select("customer_id", k=act.m - act.first_m)
     last_k = act.group_by("customer_id").aggregate(last_k=act.k.max())
@@ -118,7 +122,13 @@ def _month_start_date(m: ir.IntegerValue) -> ir.DateValue:
     return ibis.date((m // 12).cast("int32"), (m % 12 + 1).cast("int32"), 1)
 
 
-def loyalty_ladder(orders: ir.Table, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+def loyalty_ladder(
+    orders: ir.Table,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
     """Retention by number of purchases made (R8, "five purchases make a loyal customer").
 
     For n = 1..``ladder_max_purchases``:
@@ -129,20 +139,15 @@ def loyalty_ladder(orders: ir.Table, as_of: dt.datetime, settings: EngineSetting
       retained: those of them whose order n + 1 came within that horizon;
       retention_at_horizon = retained / eligible, free of the bias against recent buyers.
 
-    A jump in these rates at some n marks where customers become loyal.
+    A jump in these rates at some n marks where customers become loyal. ``purchases``: a
+    shared ``purchase_sequence(orders, as_of)`` (built here when None).
     """
     as_of = utc(as_of)
     horizon_s = settings.ladder_horizon_days * DAY
-    paid = paid_orders(orders, as_of)
-    paid = paid.select("customer_id", "order_id", at_s=seconds(paid.ordered_at))
-    w = ibis.window(group_by="customer_id", order_by=["at_s", "order_id"])
-    ranked = paid.select(
-        "customer_id",
-        n=ibis.row_number().over(w) + 1,  # row_number is 0-based
-        at_s=paid.at_s,
-        next_s=paid.at_s.lead().over(w),
-    )
-    ranked = ranked.filter(ranked.n <= settings.ladder_max_purchases)
+    if purchases is None:
+        purchases = purchase_sequence(orders, as_of)
+    ranked = purchases.filter(purchases.n <= settings.ladder_max_purchases)
+    ranked = ranked.select("customer_id", "next_s", n=ranked.n.cast("int64"), at_s=ranked.o_s)
     eligible = ranked.at_s <= epoch(as_of) - horizon_s
     agg = ranked.group_by(purchases=ranked.n).aggregate(
         reached=ranked.count(),
@@ -162,6 +167,7 @@ def critical_window(
     settings: EngineSettings,
     *,
     anchor: str = "first_purchase",
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """Retention by early activity (R8; seed 002: 19.01 % without vs 52.85 % with a purchase).
 
@@ -177,20 +183,22 @@ def critical_window(
     - only customers observed to the end of that window (anchor + to <= as_of) count.
 
     Columns: anchor, window_days, purchases, customers, retained, retention_rate.
+    ``purchases``: a shared ``purchase_sequence(sources.orders, as_of)`` (built here when None).
     """
     if anchor not in CRITICAL_WINDOW_ANCHORS:
         raise ValueError(f"anchor must be one of {CRITICAL_WINDOW_ANCHORS}, got {anchor!r}")
     as_of = utc(as_of)
     lo_s, hi_s = (d * DAY for d in settings.critical_retained_days)
-    paid = paid_orders(sources.orders, as_of)
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
     if anchor == "first_purchase":
-        anchors = _first_purchases(paid).select("customer_id", anchor_s="first_s")
+        anchors = _first_purchases(purchases).select("customer_id", anchor_s="first_s")
     else:
         cust = sources.customers.filter(sources.customers.joined_at < as_of)
         anchors = cust.select("customer_id", anchor_s=seconds(cust.joined_at))
     anchors = anchors.filter(anchors.anchor_s + hi_s <= epoch(as_of))
 
-    o = paid.select(o_customer_id=paid.customer_id, o_s=seconds(paid.ordered_at))
+    o = purchases.select(o_customer_id=purchases.customer_id, o_s=purchases.o_s)
     j = anchors.left_join(o, anchors.customer_id == o.o_customer_id)
     since = j.o_s - j.anchor_s
     early = {
@@ -222,7 +230,13 @@ def critical_window(
     ).order_by(["window_days", "purchases"])
 
 
-def tenure_curve(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+def tenure_curve(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
     """Activity by month since joining (R9): the shape of habit and of the "watershed".
 
     A customer's tenure month k is the calendar month k after the month they joined
@@ -232,10 +246,13 @@ def tenure_curve(sources: Sources, as_of: dt.datetime, settings: EngineSettings)
     - customers; buyers / active_share: with a paid order in month k;
     - orders_per_customer, revenue_per_customer: paid orders and revenue in month k per customer;
     - visitors / visitor_share: with a behaviour event in month k.
+
+    ``purchases``: a shared ``purchase_sequence(sources.orders, as_of)`` (built here when None).
     """
     as_of = utc(as_of)
-    paid = paid_orders(sources.orders, as_of)
-    firsts = _first_purchases(paid)
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
+    firsts = _first_purchases(purchases)
     cust = sources.customers.filter(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
     )
@@ -251,18 +268,23 @@ def tenure_curve(sources: Sources, as_of: dt.datetime, settings: EngineSettings)
     grid = shapes.cross_join(ks).filter(ibis._.k <= ibis._.max_k)
     sizes = grid.group_by("k").aggregate(customers=grid.n.sum().cast("int64"))
 
-    def monthly(table: ir.Table, ts: ir.TimestampValue, **aggs: ir.Value) -> ir.Table:
-        t = table.select("customer_id", m=month_index(ts), **aggs)
+    def monthly(t: ir.Table) -> ir.Table:
+        # t: customer_id, m (month index) and the columns to aggregate.
         t = t.inner_join(base, "customer_id")
         t = t.mutate(k=t.m - t.join_m)
         return t.filter((t.k >= 0) & (t.k <= t.max_k) & (t.k < settings.tenure_max_months))
 
-    o = monthly(paid, paid.ordered_at, rev=paid.revenue.fill_null(0.0))
+    o = monthly(
+        purchases.select(
+            "customer_id", "new_month", m=purchases.month.cast("int64"), rev=purchases.revenue
+        )
+    )
+    # A buyer's first order of a month marks them once in that month's k.
     o_agg = o.group_by(ok="k").aggregate(
-        buyers=o.customer_id.nunique(), orders=o.count(), revenue=o.rev.sum()
+        buyers=count_if(o.new_month), orders=o.count(), revenue=o.rev.sum()
     )
     ev = sources.events.filter(sources.events.occurred_at < as_of)
-    e = monthly(ev, ev.occurred_at)
+    e = monthly(ev.select("customer_id", m=month_index(ev.occurred_at)))
     e_agg = e.group_by(ek="k").aggregate(visitors=e.customer_id.nunique())
     out = sizes.left_join(o_agg, sizes.k == o_agg.ok).drop("ok")
     out = out.left_join(e_agg, out.k == e_agg.ek).drop("ek")

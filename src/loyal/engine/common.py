@@ -167,6 +167,41 @@ def paid_orders(orders: ir.Table, as_of: dt.datetime, since: dt.datetime | None 
     return orders.filter(cond)
 
 
+def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
+    """Every customer's paid orders before ``as_of`` in the order they were placed.
+
+    Columns: customer_id, o_s (epoch seconds), month (``month_index``), revenue (null as 0),
+    n (1 = the customer's first order; ties in time are ordered by order_id), prev_s and next_s
+    (epoch seconds of the customer's previous and next order, null for the first and the
+    last), new_month (true on the customer's first order of a calendar month). month and n are
+    int32 to keep the shared table small; readers cast them back where they reach a result.
+
+    Several analyses start from it (the churn window, spells, the loyalty ladder, first
+    purchases, cohorts): ``run_all`` builds it once and shares it, so the orders are sorted
+    once per run rather than once per analysis.
+    """
+    paid = paid_orders(orders, as_of)
+    paid = paid.select(
+        "customer_id",
+        "order_id",
+        o_s=seconds(paid.ordered_at),
+        month=month_index(paid.ordered_at),
+        revenue=paid.revenue.fill_null(0.0),
+    )
+    w = ibis.window(group_by="customer_id", order_by=["o_s", "order_id"])
+    prev_month = paid.month.lag().over(w)
+    return paid.select(
+        "customer_id",
+        "o_s",
+        "revenue",
+        month=paid.month.cast("int32"),
+        n=(ibis.row_number().over(w) + 1).cast("int32"),  # row_number is 0-based
+        prev_s=paid.o_s.lag().over(w),
+        next_s=paid.o_s.lead().over(w),
+        new_month=prev_month.isnull() | (prev_month != paid.month),
+    )
+
+
 def events_between(events: ir.Table, start: dt.datetime, end: dt.datetime) -> ir.Table:
     """Behaviour events in [start, end)."""
     return events.filter(

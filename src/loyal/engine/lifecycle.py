@@ -30,7 +30,7 @@ from loyal.engine.common import (
     paid_orders,
     period_index,
     period_index_of,
-    seconds,
+    purchase_sequence,
     utc,
 )
 from loyal.engine.metrics import activity_spells, churn_window
@@ -48,19 +48,22 @@ def customer_stages(
     p_alive: ir.Table | None = None,
     *,
     spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """The stage of every customer (of ``sources.customers`` or with activity) as of ``as_of``.
 
     Columns: customer_id, stage, basis (subscription, purchase or null), active (covered at
     as_of), churned (stage == 'churned'), days_since_last_order (null without paid orders),
-    spells (number of coverage spells so far). ``spells``: a shared
-    ``metrics.activity_spells`` (built here when None).
+    spells (number of coverage spells so far). ``spells`` and ``purchases``: a shared
+    ``metrics.activity_spells`` and ``common.purchase_sequence`` (built here when None).
     """
     as_of = utc(as_of)
     t = epoch(as_of)
     window_s = churn_window(settings) * DAY
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
     if spells is None:
-        spells = activity_spells(sources, as_of, settings)
+        spells = activity_spells(sources, as_of, settings, purchases=purchases)
     covering = (spells.start_s <= t) & (t < spells.reach_s)
     summary = spells.group_by(["customer_id", "basis"]).aggregate(
         spells=spells.spell_no.max(),
@@ -70,8 +73,8 @@ def customer_stages(
         current_last_s=ibis.cases((covering, spells.last_s)).max(),
         current_open=count_if(covering & spells.last_s.isnull()) > 0,
     )
-    paid = paid_orders(sources.orders, as_of)
-    last_order = paid.group_by("customer_id").aggregate(last_order=paid.ordered_at.max())
+    last = purchases.filter(purchases.next_s.isnull())
+    last_order = last.select("customer_id", last_order_s=last.o_s)
 
     cust = sources.customers.filter(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
@@ -119,7 +122,7 @@ def customer_stages(
         basis=base.basis,
         active=active,
         churned=stage == "churned",
-        days_since_last_order=(t - seconds(base.last_order)).cast("float64") / DAY,
+        days_since_last_order=(t - base.last_order_s).cast("float64") / DAY,
         spells=base.spells.fill_null(0).cast("int64"),
     )
 

@@ -41,7 +41,7 @@ from loyal.engine.common import (
     complete_periods,
     count_if,
     epoch,
-    paid_orders,
+    purchase_sequence,
     ratio,
     seconds,
     utc,
@@ -57,27 +57,34 @@ OPEN_END = 253_402_300_799
 # --- The churn window --------------------------------------------------------------------------
 
 
-def purchase_gaps(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
+def purchase_gaps(
+    orders: ir.Table, as_of: dt.datetime, *, purchases: ir.Table | None = None
+) -> ir.Table:
     """Days between consecutive paid orders of the same customer, before ``as_of``.
 
     Columns: customer_id, gap_days (float). A customer with n paid orders has n - 1 gaps.
+    ``purchases``: a shared ``purchase_sequence(orders, as_of)`` (built here when None).
     """
-    paid = paid_orders(orders, as_of)
-    paid = paid.select("customer_id", "order_id", o_s=seconds(paid.ordered_at))
-    w = ibis.window(group_by="customer_id", order_by=["o_s", "order_id"])
-    gaps = paid.select(
-        customer_id=paid.customer_id, gap_days=(paid.o_s - paid.o_s.lag().over(w)) / DAY
-    )
-    return gaps.filter(gaps.gap_days.notnull())
+    if purchases is None:
+        purchases = purchase_sequence(orders, as_of)
+    gaps = purchases.filter(purchases.prev_s.notnull())
+    return gaps.select("customer_id", gap_days=(gaps.o_s - gaps.prev_s) / DAY)
 
 
-def gap_quantile(orders: ir.Table, as_of: dt.datetime, quantile: float) -> ir.Table:
+def gap_quantile(
+    orders: ir.Table,
+    as_of: dt.datetime,
+    quantile: float,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
     """One row: ``gaps`` (how many inter-purchase gaps) and ``quantile_days``.
 
     ``quantile_days`` is the nearest-rank quantile: the smallest gap g with at least
     ``quantile`` of all gaps <= g (computed with ``cume_dist``, identical on every backend).
+    ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
     """
-    gaps = purchase_gaps(orders, as_of)
+    gaps = purchase_gaps(orders, as_of, purchases=purchases)
     ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
     at_q = ranked.filter(ranked.cd >= quantile).aggregate(quantile_days=ranked.gap_days.min())
     counted = gaps.aggregate(gaps=gaps.count())
@@ -99,15 +106,21 @@ def choose_churn_window(quantile_days: float | None, gaps: int, settings: Engine
 
 
 def resolve_churn_window(
-    orders: ir.Table, as_of: dt.datetime, settings: EngineSettings
+    orders: ir.Table,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
 ) -> EngineSettings:
     """``settings`` with ``churn_window_days`` set, computing it from the data when it is None.
 
     This executes one query (``gap_quantile``); every other analysis expects a resolved window.
+    ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
     """
     if settings.churn_window_days is not None:
         return settings
-    row = to_row(gap_quantile(orders, as_of, settings.churn_window_quantile))
+    quantile = gap_quantile(orders, as_of, settings.churn_window_quantile, purchases=purchases)
+    row = to_row(quantile)
     days = choose_churn_window(row["quantile_days"], int(row["gaps"]), settings)
     return replace(settings, churn_window_days=days)
 
@@ -125,13 +138,20 @@ def churn_window(settings: EngineSettings) -> int:
 # --- Coverage spells ---------------------------------------------------------------------------
 
 
-def activity_spells(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+def activity_spells(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
     """Each customer's spells of continuous coverage, from data before ``as_of``.
 
     Columns: customer_id, basis ('subscription' or 'purchase'), spell_no (1 = first),
     start_s (epoch seconds the spell began), reach_s (epoch seconds it lapses;
     ``OPEN_END`` while a subscription runs), last_s (last order, or last subscription end;
     null while running). A customer is active at t when start_s <= t < reach_s.
+    ``purchases``: a shared ``purchase_sequence(sources.orders, as_of)`` (built here when None).
     """
     as_of = utc(as_of)
     window_s = churn_window(settings) * DAY
@@ -168,29 +188,29 @@ def activity_spells(sources: Sources, as_of: dt.datetime, settings: EngineSettin
         ).cast("int64")
     )
 
-    # Orders all cover the same window, so the previous order alone tells whether an order
-    # starts a new spell: one window pass fewer over the biggest table.
-    orders = paid_orders(sources.orders, as_of)
-    orders = orders.anti_join(subs.select("customer_id").distinct(), "customer_id")
-    o = orders.select("customer_id", start_s=seconds(orders.ordered_at))
-    by_time = ibis.window(group_by="customer_id", order_by="start_s")
-    o = o.mutate(prev_s=o.start_s.lag().over(by_time))
-    gap_starts = o.prev_s.isnull() | (o.start_s - o.prev_s >= window_s)
-    o = o.mutate(new=ibis.cases((gap_starts, 1), else_=0))
-    cumulative = ibis.window(
-        group_by="customer_id", order_by="start_s", preceding=None, following=0
+    # Orders all cover the same window, so the previous and next orders alone tell whether an
+    # order starts or ends a spell; only those boundary orders are numbered into spells.
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
+    o = purchases.anti_join(subs.select("customer_id").distinct(), "customer_id")
+    starts = o.prev_s.isnull() | (o.o_s - o.prev_s >= window_s)
+    ends = o.next_s.isnull() | (o.next_s - o.o_s >= window_s)
+    b = o.filter(starts | ends).select("customer_id", "n", "o_s", starts=starts, ends=ends)
+    cumulative = ibis.window(group_by="customer_id", order_by="n", preceding=None, following=0)
+    b = b.mutate(
+        spell_no=ibis.cases((b.starts, 1), else_=0).sum().over(cumulative).cast("int64"),
+        # The end of a spell that does not end on its first order is the next boundary order.
+        next_boundary_s=b.o_s.lead().over(ibis.window(group_by="customer_id", order_by="n")),
     )
-    o = o.mutate(spell_no=o.new.sum().over(cumulative).cast("int64"))
-    order_spells = o.group_by(["customer_id", "spell_no"]).aggregate(
-        start_s=o.start_s.min(), last_s=o.start_s.max()
-    )
-    order_spells = order_spells.select(
+    b = b.filter(b.starts)
+    last_s = ibis.cases((b.ends, b.o_s), else_=b.next_boundary_s).cast("int64")
+    order_spells = b.select(
         "customer_id",
         basis=ibis.literal("purchase"),
         spell_no="spell_no",
-        start_s="start_s",
-        reach_s=order_spells.last_s + window_s,
-        last_s=order_spells.last_s.cast("int64"),
+        start_s="o_s",
+        reach_s=last_s + window_s,
+        last_s=last_s,
     )
     return sub_spells.union(order_spells, distinct=False)
 
@@ -271,6 +291,7 @@ def churn_flags(
     p_alive: ir.Table | None = None,
     *,
     spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """For each period, the customers active at its start and whether they were lost by its end.
 
@@ -278,7 +299,8 @@ def churn_flags(
     ``p_alive`` (customer_id, p_alive) marks the customers in it whose P(alive) is below
     ``settings.p_alive_churn_threshold`` as lost in periods that end at ``as_of``.
     ``spells``: ``activity_spells(sources, as_of, settings)`` computed once and shared (e.g.
-    cached) by several analyses; built here when None.
+    cached) by several analyses; built here when None. ``purchases``: likewise a shared
+    ``purchase_sequence(sources.orders, as_of)``.
     """
     as_of = utc(as_of)
     for p in periods:
@@ -288,8 +310,10 @@ def churn_flags(
                 f"{as_of.isoformat()}: churn in it is not known yet"
             )
     ptable = periods_table(periods)
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
     if spells is None:
-        spells = activity_spells(sources, as_of, settings)
+        spells = activity_spells(sources, as_of, settings, purchases=purchases)
     # Spells of a customer never overlap, so at most one covers a given instant. Two range
     # joins (DuckDB runs them as IEJoins) instead of a cross join with an OR.
     starts = spells.inner_join(
@@ -314,9 +338,9 @@ def churn_flags(
     lookback = settings.churn_value_lookback_days
     # The value of ``customer_value``, without joining every order with every period: one pass
     # over the orders sums each customer's revenue in each period's window (a column per
-    # period), and each flagged row picks its period's column.
-    o = sources.orders.filter(sources.orders.status == "paid")
-    o = o.select("customer_id", o_s=seconds(o.ordered_at), revenue=o.revenue.fill_null(0.0))
+    # period), and each flagged row picks its period's column. Periods end by as_of, so the
+    # paid orders before as_of are all there is to sum.
+    o = purchases
     sums = {}
     for i, p in enumerate(periods):
         in_window = o.o_s < epoch(p.end)
@@ -394,15 +418,19 @@ def churn_rate(
     segments: ir.Table | None = None,
     p_alive: ir.Table | None = None,
     spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """Absolute and relative churn in ``[start, as_of)`` (default: the KPI period), per ``by``.
 
     ``by`` names customer columns (of ``sources.customers``, or of ``segments``, any table with
     customer_id) to split the rate by segment. Columns: the ``by`` columns, customers,
     lost_customers, value_mean, lost_value_mean, absolute_churn_rate, relative_churn_rate.
+    ``spells`` and ``purchases``: shared tables, as in ``churn_flags``.
     """
     period = default_period(as_of, settings) if start is None else Period(utc(start), utc(as_of))
-    flags = churn_flags(sources, [period], as_of, settings, p_alive, spells=spells)
+    flags = churn_flags(
+        sources, [period], as_of, settings, p_alive, spells=spells, purchases=purchases
+    )
     return churn_rates(_segmented(flags, by, segments, sources), by)
 
 
@@ -416,14 +444,16 @@ def churn_trend(
     by: Sequence[str] = (),
     segments: ir.Table | None = None,
     spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """Churn per complete calendar period before ``as_of`` (default: the last 12 months).
 
     One row per period (and ``by`` group): period (first day), customers active at its start,
-    lost during it, and the rates as in ``churn_rates``.
+    lost during it, and the rates as in ``churn_rates``. ``spells`` and ``purchases``: shared
+    tables, as in ``churn_flags``.
     """
     grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
-    flags = churn_flags(sources, grid, as_of, settings, spells=spells)
+    flags = churn_flags(sources, grid, as_of, settings, spells=spells, purchases=purchases)
     return churn_rates(_segmented(flags, by, segments, sources), ["period", *by])
 
 

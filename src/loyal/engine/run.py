@@ -2,8 +2,9 @@
 
 ``run_all`` is the one place that executes a whole analysis run (through ``execution``): each
 step builds an Ibis expression with the analysis modules and runs it on the sources' backend.
-Three intermediate tables that several steps read (coverage spells, valued customers, RFM
-scores) are materialised once on the backend (``execution.cache``) and released at the end.
+Intermediate tables that several steps read (the purchase sequence, coverage spells, valued
+customers, RFM scores) are materialised once on the backend (``execution.cache``) and released
+at the end; the per-customer table is read back from its executed Arrow table.
 The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
 durations) and the headline counts read off the already executed per-customer table.
 """
@@ -16,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loyal.engine import cohorts, lifecycle, metrics, rfm, stickiness, survival, value
-from loyal.engine.common import utc
+from loyal.engine.common import purchase_sequence, utc
 from loyal.engine.execution import cache, to_arrow, to_row
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
@@ -50,6 +52,7 @@ def customer_table(
     spells: ir.Table | None = None,
     valued: ir.Table | None = None,
     scored: ir.Table | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """One row per customer: attributes, stage, RFM, value classes (an Ibis expression).
 
@@ -58,10 +61,13 @@ def customer_table(
     m_score, rfm_segment, order_revenue, subscription_revenue, revenue, cost_of_goods, margin,
     contacts, complaints, compensations, cost_to_serve, profit, profit_rank, abc_class,
     return_class. This is also the table that rule segments (``segments``) are evaluated on.
-    Needs a resolved churn window. ``spells``, ``valued`` (``value.customer_value``) and
-    ``scored`` (``rfm.rfm``) may be passed in when already computed.
+    Needs a resolved churn window. ``spells``, ``valued`` (``value.customer_value``),
+    ``scored`` (``rfm.rfm``) and ``purchases`` (``common.purchase_sequence``) may be passed in
+    when already computed.
     """
-    stages = lifecycle.customer_stages(sources, as_of, settings, p_alive, spells=spells)
+    stages = lifecycle.customer_stages(
+        sources, as_of, settings, p_alive, spells=spells, purchases=purchases
+    )
     attrs = sources.customers.select(a_id="customer_id", **{c: c for c in _ATTRIBUTES})
     if scored is None:
         scored = rfm.rfm(sources.orders, as_of, settings)
@@ -144,10 +150,17 @@ def _kpis(
     customers: pa.Table,
     p_alive: ir.Table | None,
     spells: ir.Table,
+    purchases: ir.Table,
 ) -> dict[str, Any]:
     period = metrics.default_period(as_of, settings)
-    churn = to_row(metrics.churn_rate(sources, as_of, settings, p_alive=p_alive, spells=spells))
-    sticky = to_row(stickiness.stickiness(sources, period.start, period.end, settings))
+    churn = to_row(
+        metrics.churn_rate(
+            sources, as_of, settings, p_alive=p_alive, spells=spells, purchases=purchases
+        )
+    )
+    sticky = to_row(
+        stickiness.stickiness(sources, period.start, period.end, settings, purchases=purchases)
+    )
     users = to_row(stickiness.active_users(sources.events, as_of, settings))
     nrr = to_row(metrics.revenue_retention(sources.subscriptions, [period], as_of))
     stage = "stage"
@@ -203,22 +216,34 @@ def run_all(
     ctx: dict[str, Any] = {}
     cached: list[ir.Table] = []
 
+    def keep(name: str, expr: ir.Table) -> None:
+        # Materialise a table that several steps read once on the backend (a temporary table on
+        # DuckDB, a persisted frame on Spark).
+        ctx[name] = cache(expr)
+        cached.append(ctx[name])
+
+    def sequence() -> None:
+        keep("purchases", purchase_sequence(sources.orders, as_of))
+
     def resolve() -> None:
-        ctx["settings"] = metrics.resolve_churn_window(sources.orders, as_of, settings)
+        ctx["settings"] = metrics.resolve_churn_window(
+            sources.orders, as_of, settings, purchases=ctx["purchases"]
+        )
 
     def s() -> EngineSettings:
         return ctx["settings"]
 
     def share() -> None:
-        # The spells, the valued and the scored customers feed several steps each: materialise
-        # them once on the backend (a temporary table on DuckDB, a persisted frame on Spark).
+        purchases = ctx["purchases"]
         for name, build in (
-            ("spells", lambda: metrics.activity_spells(sources, as_of, s())),
+            (
+                "spells",
+                lambda: metrics.activity_spells(sources, as_of, s(), purchases=purchases),
+            ),
             ("valued", lambda: value.customer_value(sources, as_of, s())),
             ("scored", lambda: rfm.rfm(sources.orders, as_of, s())),
         ):
-            ctx[name] = cache(build())
-            cached.append(ctx[name])
+            keep(name, build())
 
     def table(name: str, build: Callable[[], ir.Table]) -> tuple[str, Callable[[], None]]:
         def step() -> None:
@@ -235,40 +260,62 @@ def run_all(
             spells=ctx["spells"],
             valued=ctx["valued"],
             scored=ctx["scored"],
+            purchases=ctx["purchases"],
         )
-        ctx["customers"] = cache(expr)
-        cached.append(ctx["customers"])
-        out["customers"] = to_arrow(ctx["customers"])
+        out["customers"] = to_arrow(expr)
+        # Later steps read the executed table back (as an in-memory table) rather than having
+        # the backend store a copy of it.
+        ctx["customers"] = ibis.memtable(out["customers"])
 
     def kpis_step() -> None:
-        out["kpis"] = _kpis(sources, as_of, s(), out["customers"], p_alive, ctx["spells"])
+        out["kpis"] = _kpis(
+            sources, as_of, s(), out["customers"], p_alive, ctx["spells"], ctx["purchases"]
+        )
 
     def km_step() -> None:
         out["km_curves"] = _km(sources, as_of, s(), ctx["spells"])
 
     def critical() -> ir.Table:
-        first = cohorts.critical_window(sources, as_of, s(), anchor="first_purchase")
-        joined = cohorts.critical_window(sources, as_of, s(), anchor="joined")
+        first, joined = (
+            cohorts.critical_window(sources, as_of, s(), anchor=anchor, purchases=ctx["purchases"])
+            for anchor in ("first_purchase", "joined")
+        )
         return first.union(joined, distinct=False)
 
     steps: list[tuple[str, Callable[[], None]]] = [
+        ("purchases", sequence),
         ("churn_window", resolve),
         ("shared", share),
         ("customers", customers_step),
         ("kpis", kpis_step),
         table(
-            "churn_trend", lambda: metrics.churn_trend(sources, as_of, s(), spells=ctx["spells"])
+            "churn_trend",
+            lambda: metrics.churn_trend(
+                sources, as_of, s(), spells=ctx["spells"], purchases=ctx["purchases"]
+            ),
         ),
         table(
             "revenue_retention",
             lambda: metrics.revenue_retention_trend(sources.subscriptions, as_of, s()),
         ),
-        table("stickiness_trend", lambda: stickiness.stickiness_trend(sources, as_of, s())),
+        table(
+            "stickiness_trend",
+            lambda: stickiness.stickiness_trend(sources, as_of, s(), purchases=ctx["purchases"]),
+        ),
         table("lifecycle_counts", lambda: lifecycle.lifecycle_counts(sources, as_of, s())),
-        table("cohort_matrix", lambda: cohorts.cohort_retention(sources, as_of, s())),
-        table("loyalty_ladder", lambda: cohorts.loyalty_ladder(sources.orders, as_of, s())),
+        table(
+            "cohort_matrix",
+            lambda: cohorts.cohort_retention(sources, as_of, s(), purchases=ctx["purchases"]),
+        ),
+        table(
+            "loyalty_ladder",
+            lambda: cohorts.loyalty_ladder(sources.orders, as_of, s(), purchases=ctx["purchases"]),
+        ),
         table("critical_window", critical),
-        table("tenure_curve", lambda: cohorts.tenure_curve(sources, as_of, s())),
+        table(
+            "tenure_curve",
+            lambda: cohorts.tenure_curve(sources, as_of, s(), purchases=ctx["purchases"]),
+        ),
         table(
             "subscription_hazard",
             lambda: cohorts.subscription_hazard(sources, as_of, s(), spells=ctx["spells"]),

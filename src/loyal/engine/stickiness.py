@@ -35,6 +35,7 @@ from loyal.engine.common import (
     events_between,
     paid_orders,
     period_key,
+    purchase_sequence,
     ratio,
     seconds,
     utc,
@@ -68,7 +69,11 @@ def _attach(spine: ir.Table, agg: ir.Table) -> ir.Table:
 
 
 def _stickiness(
-    sources: Sources, grid: Sequence[Period], freq: str | None, settings: EngineSettings
+    sources: Sources,
+    grid: Sequence[Period],
+    freq: str | None,
+    settings: EngineSettings,
+    purchases: ir.Table | None,
 ) -> ir.Table:
     start, end = grid[0].start, grid[-1].end
 
@@ -108,20 +113,14 @@ def _stickiness(
     c_agg = conv.group_by("period").aggregate(converted_visitors=conv.count())
 
     # Cumulative repeat purchase: when did each customer place their first and second order?
-    # A join back to the first order is cheaper than numbering every order with a window.
-    hist = paid_orders(sources.orders, end)
-    hist = hist.select("customer_id", "order_id", o_s=seconds(hist.ordered_at))
-    first = hist.group_by("customer_id").aggregate(first_s=hist.o_s.min())
-    first = first.rename(f_id="customer_id")
-    h = hist.inner_join(first, hist.customer_id == first.f_id)
-    at_first = h.o_s == h.first_s
-    firsts = h.group_by("customer_id").aggregate(
-        first_s=h.first_s.min(),
-        # Two orders in the first instant make it the second order's instant too.
-        second_s=ibis.cases(
-            (count_if(at_first) >= 2, h.first_s.min()),
-            else_=ibis.cases((~at_first, h.o_s)).min(),
-        ),
+    # (Orders at or after ``end`` do not change which orders come before ``end``, so a
+    # sequence of the orders before a later as_of gives the same counts.)
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, end)
+    early = purchases.filter(purchases.n <= 2)
+    firsts = early.group_by("customer_id").aggregate(
+        first_s=ibis.cases((early.n == 1, early.o_s)).min(),
+        second_s=ibis.cases((early.n == 2, early.o_s)).min(),
     )
     ptable = periods_table(grid)
     cj = firsts.cross_join(ptable)
@@ -147,13 +146,22 @@ def _stickiness(
 
 
 def stickiness(
-    sources: Sources, start: dt.datetime, end: dt.datetime, settings: EngineSettings
+    sources: Sources,
+    start: dt.datetime,
+    end: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
-    """Every stickiness indicator of the module docstring for ``[start, end)``: one row."""
+    """Every stickiness indicator of the module docstring for ``[start, end)``: one row.
+
+    ``purchases``: a shared ``purchase_sequence(sources.orders, as_of)`` for an as_of at or
+    after ``end`` (built here when None).
+    """
     start, end = utc(start, "start"), utc(end, "end")
     if not start < end:
         raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
-    return _stickiness(sources, [Period(start, end)], None, settings)
+    return _stickiness(sources, [Period(start, end)], None, settings, purchases)
 
 
 def stickiness_trend(
@@ -163,15 +171,17 @@ def stickiness_trend(
     *,
     freq: str | None = None,
     periods: int | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """The stickiness indicators per complete calendar day, week or month before ``as_of``.
 
     One row per period, oldest first, periods without activity included with zero counts.
-    With ``freq="day"``, ``visitors`` is the daily active users (DAU) series.
+    With ``freq="day"``, ``visitors`` is the daily active users (DAU) series. ``purchases``: a
+    shared ``purchase_sequence(sources.orders, as_of)`` (built here when None).
     """
     freq = freq or settings.trend_freq
     grid = complete_periods(as_of, freq, periods or settings.trend_periods)
-    return _stickiness(sources, grid, freq, settings)
+    return _stickiness(sources, grid, freq, settings, purchases)
 
 
 def active_users(events: ir.Table, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
