@@ -27,6 +27,13 @@ def test_report_before_any_analysis_says_what_to_do():
         call_command("report")
 
 
+def test_analysing_no_records_says_what_to_do(capsys):
+    call_command("analyze")
+    printed = capsys.readouterr().out
+    assert "Analysed 0 customers" in printed and "loyal import" in printed
+    assert "Churn rate" not in printed
+
+
 def test_analysis_of_the_demo_store_is_stored_and_reported(tmp_path, capsys):
     call_command("demo", "--customers", "2500", "--no-serve")
     call_command(

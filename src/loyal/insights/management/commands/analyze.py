@@ -58,6 +58,14 @@ class Command(BaseCommand):
                 customers=run.customers, as_of=run.as_of.date(), seconds=run.seconds
             )
         )
+        if not run.customers:
+            self.stdout.write(
+                _(
+                    "There are no customers to analyse yet: import your records with "
+                    "`loyal import`, or load a demo business with `loyal demo`."
+                )
+            )
+            return
         self.stdout.write(
             _(
                 "Churn rate {absolute:.1%} (relative {relative:.1%}), repeat-purchase rate {repeat:.1%}."
