@@ -10,7 +10,6 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from loyal.insights.models import AnalysisRun, CustomerScore, Segment
-from loyal.insights.segments import SegmentError, check_rule
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -60,6 +59,10 @@ class SegmentForm(forms.ModelForm):
         }
 
     def clean_rules(self):
+        # Imported here: the check needs the engine (Ibis, DuckDB), which every start of Django
+        # (each `loyal` command) would otherwise import with the admin.
+        from loyal.insights.segments import SegmentError, check_rule
+
         rules = self.cleaned_data["rules"]
         try:
             check_rule(self.cleaned_data.get("name", ""), rules)

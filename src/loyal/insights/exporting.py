@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils.translation import gettext as _
 
 from loyal.insights.reasons import render_reasons
+from loyal.insights.selectors import latest_run
 
 BATCH_ROWS = 50_000
 
@@ -102,8 +103,6 @@ def export_results(name: str, *, segment_id: int | None = None) -> Iterator[pa.T
 def chart_table(name: str | None) -> pa.Table:
     """The table behind chart ``name`` of the latest analysis (the Pareto curve is thinned to
     at most 1,000 points when stored). LookupError says what there is to choose from."""
-    from loyal.insights.selectors import latest_run
-
     run = latest_run()
     if run is None:
         raise LookupError(_("There is no analysis yet: run `loyal analyze` first."))
