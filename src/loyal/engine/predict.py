@@ -36,8 +36,8 @@ from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
 from loyal.engine.summary import (
     calibration_holdout_summary,
-    customer_summary,
     purchase_counts_by_period,
+    summarise,
 )
 
 
@@ -81,7 +81,7 @@ def btyd(sources: Sources, as_of: dt.datetime, settings: PredictionSettings) -> 
     """Fit and check BG/NBD + Gamma-Gamma on daily purchase histories; None with too little data."""
     as_of = utc(as_of)
     orders = _paid(sources.orders)
-    summary = to_pandas(customer_summary(orders, as_of, period="D"))
+    summary = summarise(orders, as_of, period="D").to_pandas()
     repeat = summary[(summary.frequency > 0) & (summary.monetary_value > 0)]
     if len(repeat) < settings.min_repeat_buyers:
         return None

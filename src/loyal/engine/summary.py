@@ -23,7 +23,8 @@ Ibis' portable epoch seconds compile there to ``epoch(CAST(ts AS TIMESTAMP))``, 
 converts every row of an aware column to the session time zone (1.6 s of the 2 s a scan of 7
 million orders took, against 0.1 s).
 
-Every function here builds an expression and never executes it.
+Every function here builds an expression and never executes it, except :func:`summarise`, which
+executes :func:`customer_summary` for the models (on DuckDB it aggregates in NumPy, see there).
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from loyal.engine.common import seconds
+from loyal.engine.common import _duckdb_epoch_us, _fast_duckdb, on_duckdb, seconds
+from loyal.engine.execution import to_arrow
 
 Period = Literal["D", "W"]
 
@@ -80,10 +85,20 @@ def period_index(column: ir.TimestampValue, period: Period) -> ir.IntegerValue:
     (see the module docstring); a test pins both forms equal.
     """
     _check_period(period)
-    day = (seconds(column) / _SECONDS_PER_DAY).floor()
+    if _fast_duckdb(column):
+        # One floor division of the stored microseconds (exact in float64 until the year 2255),
+        # against two of Ibis' portable form: 0.1 s less on 8 million orders.
+        day = _duckdb_fdiv(_duckdb_epoch_us(column), _SECONDS_PER_DAY * 1_000_000)
+    else:
+        day = seconds(column) // _SECONDS_PER_DAY
     if period == "D":
         return day.cast("int32")
-    return ((day + _MONDAY_SHIFT) / 7).floor().cast("int32")
+    return ((day + _MONDAY_SHIFT) // 7).cast("int32")
+
+
+@ibis.udf.scalar.builtin(name="fdiv")
+def _duckdb_fdiv(x: int, y: int) -> float:  # type: ignore[empty-body]
+    """floor(x / y) (DuckDB)."""
 
 
 def _as_timestamp(column: ir.Value) -> ir.TimestampValue:
@@ -146,14 +161,26 @@ def _purchases(rows: ir.Table, customer_col: str) -> ir.Table:
     return rows.group_by([customer_col, "_period"]).aggregate(_amount=rows._amount.sum())
 
 
+@ibis.udf.agg.builtin(name="arg_min")
+def _duckdb_arg_min(value: float, key: int) -> float:  # type: ignore[empty-body]
+    """The value at the smallest key (DuckDB's ARG_MIN)."""
+
+
 def _per_customer(purchases: ir.Table, customer_col: str) -> ir.Table:
     """First and last purchase period, number of purchases and amounts per customer."""
+    # Ibis compiles argmin to FIRST(value ORDER BY key), an ordered aggregate that DuckDB sorts
+    # for; its ARG_MIN keeps one running pair per customer (0.15 s less on 8 million orders).
+    # Periods are unique per customer here, so both pick the same row.
+    if on_duckdb(purchases):
+        first_amount = _duckdb_arg_min(purchases._amount, purchases._period)
+    else:
+        first_amount = purchases._amount.argmin(purchases._period)
     return purchases.group_by(customer_col).aggregate(
         _first=purchases._period.min(),
         _last=purchases._period.max(),
         _n=purchases.count(),
         _total=purchases._amount.sum(),
-        _first_amount=purchases._amount.argmin(purchases._period),
+        _first_amount=first_amount,
     )
 
 
@@ -209,6 +236,133 @@ def customer_summary(
             agg._n > 1, (agg._total - agg._first_amount) / (agg._n - 1), 0.0
         ).cast("float64")
     return agg.select(agg[customer_col], **columns)
+
+
+def summarise(
+    transactions: ir.Table,
+    as_of: date | datetime,
+    *,
+    customer_col: str = "customer_id",
+    time_col: str = "ordered_at",
+    amount_col: str | None = "revenue",
+    period: Period = "D",
+) -> pa.Table:
+    """:func:`customer_summary`, executed: an Arrow table with the same columns and values.
+
+    On DuckDB only the orders' projection (customer, period index, amount) is executed, and the
+    per-customer aggregation is done in NumPy (:func:`_summary_of_orders`): there nearly every
+    (customer, period) pair is a group of its own (7.8 of 8 million orders), and DuckDB's two
+    hash aggregations over them took 1.9 s where sorting one integer key takes 0.3 s. Amounts
+    are summed in another order, so monetary values may differ in the last bits. Elsewhere
+    (Spark, for data beyond one machine) the expression runs where the data are.
+    """
+    _check_period(period)
+    if not on_duckdb(transactions):
+        return to_arrow(
+            customer_summary(
+                transactions,
+                as_of,
+                customer_col=customer_col,
+                time_col=time_col,
+                amount_col=amount_col,
+                period=period,
+            )
+        )
+    until = _cutoff(as_of, "as_of")
+    rows = to_arrow(
+        _orders(
+            transactions,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            period=period,
+            after=None,
+            until=until,
+        )
+    )
+    return _summary_of_orders(
+        rows, customer_col, _period_index_of(until, period), with_amount=amount_col is not None
+    )
+
+
+def _dense_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """A code 0..m-1 per row and the id of each code.
+
+    Integer ids spanning a range not much larger than the rows are their own codes (minus the
+    smallest); other ids are hashed (Arrow's dictionary encoding).
+    """
+    if pa.types.is_integer(ids.type) and ids.null_count == 0:
+        values = ids.to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * values.shape[0] + (1 << 20):
+            codes = values.astype(np.int64)  # a copy: to_numpy may share Arrow's memory
+            codes -= low
+            return codes, pa.array(np.arange(low, high + 1, dtype=values.dtype))
+    encoded = pc.dictionary_encode(ids, null_encoding="encode").combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary
+
+
+def _summary_of_orders(
+    rows: pa.Table, customer_col: str, as_of_period: int, *, with_amount: bool
+) -> pa.Table:
+    """Per-customer summary of orders (customer, ``_period``, ``_amount``), in NumPy.
+
+    The same definitions as :func:`customer_summary`: a purchase is a distinct (customer,
+    period); frequency is their number minus one, recency and T count periods from the first.
+    """
+    columns = ["frequency", "recency", "T"] + (["monetary_value"] if with_amount else [])
+    if rows.num_rows == 0:
+        return pa.table(
+            [pa.array([], rows.schema.field(customer_col).type)]
+            + [pa.array([], pa.float64()) for _ in columns],
+            names=[customer_col, *columns],
+        )
+    codes, ids = _dense_codes(rows[customer_col])
+    period = rows["_period"].to_numpy()
+    lowest = int(period.min())
+    bits = int(period.max() - lowest).bit_length()
+    # One integer per order: the customer's code in the high bits, the period in the low ones
+    # (shifts and masks, as divisions by any span cost ten times more). Sorted, the distinct
+    # values are the purchases, grouped by customer and in time order within each customer.
+    keys = np.left_shift(codes, bits)
+    keys |= period - lowest
+    keys.sort()
+    is_new = np.empty(keys.shape[0], dtype=bool)
+    is_new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=is_new[1:])
+    purchases = keys[is_new]
+    del keys, is_new
+    customer = purchases >> bits
+    starts = np.flatnonzero(customer[1:] != customer[:-1]) + 1
+    starts = np.concatenate(([0], starts))
+    ends = np.append(starts[1:], customer.shape[0]) - 1
+    code = customer[starts]
+    n = (ends - starts + 1).astype(np.float64)
+    mask = (1 << bits) - 1
+    first = (purchases[starts] & mask) + lowest
+    last = (purchases[ends] & mask) + lowest
+    del purchases, customer
+
+    result: dict[str, pa.Array | np.ndarray] = {
+        customer_col: ids.take(pa.array(code)),
+        "frequency": n - 1,
+        "recency": (last - first).astype(np.float64),
+        "T": (as_of_period - first).astype(np.float64),
+    }
+    if with_amount:
+        amount = rows["_amount"].to_numpy()
+        slots = len(ids)
+        first_of_code = np.zeros(slots, dtype=first.dtype)
+        first_of_code[code] = first
+        total = np.bincount(codes, weights=amount, minlength=slots)[code]
+        on_first = np.where(period == first_of_code[codes], amount, 0.0)
+        first_amount = np.bincount(codes, weights=on_first, minlength=slots)[code]
+        repeat = n > 1
+        result["monetary_value"] = np.where(
+            repeat, (total - first_amount) / np.where(repeat, n - 1, 1.0), 0.0
+        )
+    return pa.table(result)
 
 
 def calibration_holdout_summary(
@@ -343,4 +497,5 @@ __all__ = [
     "period_index",
     "purchase_counts_by_period",
     "rfm_patterns",
+    "summarise",
 ]
