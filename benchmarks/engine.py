@@ -240,6 +240,9 @@ def job_run_all(data: Path, threads: int) -> dict[str, Any]:
 
 
 def job_loyal_summary(data: Path, threads: int) -> dict[str, Any]:
+    # Imports are not timed (nor are lifetimes'): ibis.duckdb imports its backend on first use.
+    import ibis.backends.duckdb  # noqa: F401
+
     from loyal.engine.execution import duckdb_backend
     from loyal.engine.summary import summarise
 

@@ -286,18 +286,20 @@ def summarise(
 
 
 def _dense_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """A code 0..m-1 per row and the id of each code.
+    """A code per row (from 0 to the number of codes - 1) and the id of each code.
 
-    Integer ids spanning a range not much larger than the rows are their own codes (minus the
-    smallest); other ids are hashed (Arrow's dictionary encoding).
+    Non-negative integer ids no larger than a few times the rows (database keys) are their own
+    codes; other integers are shifted by the smallest; other ids are hashed (Arrow's
+    dictionary encoding). Codes without a row are allowed.
     """
     if pa.types.is_integer(ids.type) and ids.null_count == 0:
-        values = ids.to_numpy()
+        values = ids.to_numpy().astype(np.int64, copy=False)
         low, high = int(values.min()), int(values.max())
-        if high - low < 4 * values.shape[0] + (1 << 20):
-            codes = values.astype(np.int64)  # a copy: to_numpy may share Arrow's memory
-            codes -= low
-            return codes, pa.array(np.arange(low, high + 1, dtype=values.dtype))
+        dense_enough = 4 * values.shape[0] + (1 << 20)
+        if low >= 0 and high < dense_enough:
+            return values, pa.array(np.arange(0, high + 1, dtype=ids.type.to_pandas_dtype()))
+        if high - low < dense_enough:
+            return values - low, pa.array(np.arange(low, high + 1, dtype=np.int64), ids.type)
     encoded = pc.dictionary_encode(ids, null_encoding="encode").combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, encoded.dictionary
@@ -332,8 +334,10 @@ def _summary_of_orders(
     is_new[0] = True
     np.not_equal(keys[1:], keys[:-1], out=is_new[1:])
     purchases = keys[is_new]
-    del keys, is_new
-    customer = purchases >> bits
+    del is_new
+    # Each purchase's customer code, written over the sorted keys (no longer needed): fewer
+    # fresh pages to fault in.
+    customer = np.right_shift(purchases, bits, out=keys[: purchases.shape[0]])
     starts = np.flatnonzero(customer[1:] != customer[:-1]) + 1
     starts = np.concatenate(([0], starts))
     ends = np.append(starts[1:], customer.shape[0]) - 1
@@ -342,7 +346,7 @@ def _summary_of_orders(
     mask = (1 << bits) - 1
     first = (purchases[starts] & mask) + lowest
     last = (purchases[ends] & mask) + lowest
-    del purchases, customer
+    del purchases, customer, keys
 
     result: dict[str, pa.Array | np.ndarray] = {
         customer_col: ids.take(pa.array(code)),
@@ -353,11 +357,12 @@ def _summary_of_orders(
     if with_amount:
         amount = rows["_amount"].to_numpy()
         slots = len(ids)
-        first_of_code = np.zeros(slots, dtype=first.dtype)
+        first_of_code = np.zeros(slots, dtype=period.dtype)
         first_of_code[code] = first
         total = np.bincount(codes, weights=amount, minlength=slots)[code]
-        on_first = np.where(period == first_of_code[codes], amount, 0.0)
-        first_amount = np.bincount(codes, weights=on_first, minlength=slots)[code]
+        on_first = period == first_of_code[codes]
+        first_amount = np.bincount(codes[on_first], weights=amount[on_first], minlength=slots)
+        first_amount = first_amount[code]
         repeat = n > 1
         result["monetary_value"] = np.where(
             repeat, (total - first_amount) / np.where(repeat, n - 1, 1.0), 0.0

@@ -86,7 +86,8 @@ def _random_orders(ids: list[object], timezone: str | None, seed: int = 7) -> pa
 @pytest.mark.parametrize(
     "ids",
     [
-        [3, 7, 8, 20, 21, 5000],  # integers: their own codes
+        [3, 7, 8, 20, 21, 5000],  # database keys: their own codes
+        [-3, -1, 0, 4],  # close integers: shifted
         [10**15, 5, -2],  # integers far apart: hashed
         ["张伟", "li", "Émile", "x"],  # strings: hashed
     ],
