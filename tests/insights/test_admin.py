@@ -1,9 +1,11 @@
-"""The admin pages of analysis results: they load, and a segment's rule is checked there too."""
+"""The admin pages of analysis results: they load, and a segment's rule is checked (and its
+changes audited) there as `loyal segment` does."""
 
 from __future__ import annotations
 
 import pytest
 
+from loyal.accounts.models import AuditEntry
 from loyal.insights.models import Segment
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +30,19 @@ def test_a_segment_with_a_wrong_rule_is_refused_with_the_reason(admin_client):
         {**form, "rules": '{"field": "stage", "op": "=", "value": "churned"}'},
     )
     assert response.status_code == 302
-    assert Segment.objects.get(name="Lost").rules["value"] == "churned"
+    segment = Segment.objects.get(name="Lost")
+    assert segment.rules["value"] == "churned"
+
+    response = admin_client.post(
+        "/admin/insights/segment/{}/delete/".format(segment.pk), {"post": "yes"}
+    )
+    assert response.status_code == 302 and not Segment.objects.exists()
+    entries = AuditEntry.objects.filter(object_type="segment").order_by("pk")
+    assert [(e.action, e.origin, e.actor.username) for e in entries] == [
+        ("segment.created", "web", "admin"),
+        ("segment.deleted", "web", "admin"),
+    ]
+    assert entries[0].details == {"name": "Lost", "rule": segment.rules}
 
 
 def test_results_cannot_be_added_by_hand(admin_client):

@@ -7,6 +7,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from loyal.insights.models import AnalysisRun, CustomerScore, Segment
@@ -85,3 +86,20 @@ class SegmentAdmin(admin.ModelAdmin):
     @admin.display(description=_("rule"))
     def rule(self, segment: Segment) -> str:
         return json.dumps(segment.rules, ensure_ascii=False)
+
+    # Changes made here are audited as `loyal segment save` and `delete` audit theirs.
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            obj.audit("segment.changed" if change else "segment.created", request.user)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            obj.audit("segment.deleted", request.user)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for segment in queryset:
+                segment.audit("segment.deleted", request.user)
+            super().delete_queryset(request, queryset)

@@ -129,6 +129,20 @@ class Segment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def audit(self, action: str, user=None) -> None:
+        """Record ``action`` ("segment.created", "segment.changed", "segment.deleted") on this
+        segment in the audit log: by ``user`` on the web, else by a command."""
+        from loyal.accounts.models import AuditEntry
+
+        AuditEntry.objects.create(
+            origin="command" if user is None else "web",
+            actor=user,
+            action=action,
+            object_type="segment",
+            object_id=str(self.pk),
+            details={"name": self.name, "rule": self.rules},
+        )
+
 
 class SegmentCount(models.Model):
     """How many customers a segment held at one analysis run."""

@@ -22,7 +22,6 @@ import pyarrow as pa
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from loyal.accounts.models import AuditEntry
 from loyal.engine.execution import duckdb_backend
 from loyal.engine.run import customer_table
 from loyal.engine.segments import RuleError, compile_rule, validate_rule
@@ -109,14 +108,7 @@ def save_segment(
         if created and user is not None:
             segment.created_by = user
             segment.save(update_fields=["created_by"])
-        AuditEntry.objects.create(
-            origin="command" if user is None else "web",
-            actor=user,
-            action="segment.created" if created else "segment.changed",
-            object_type="segment",
-            object_id=str(segment.pk),
-            details={"name": name, "rule": rule},
-        )
+        segment.audit("segment.created" if created else "segment.changed", user)
     return segment
 
 
@@ -126,14 +118,7 @@ def delete_segment(name: str, *, user: Any = None) -> None:
     if segment is None:
         raise SegmentError(_("There is no segment named {name}.").format(name=name))
     with transaction.atomic():
-        AuditEntry.objects.create(
-            origin="command" if user is None else "web",
-            actor=user,
-            action="segment.deleted",
-            object_type="segment",
-            object_id=str(segment.pk),
-            details={"name": name, "rule": segment.rules},
-        )
+        segment.audit("segment.deleted", user)
         segment.delete()
 
 
