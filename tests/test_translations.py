@@ -225,6 +225,7 @@ def test_the_command_line_speaks_the_language_of_loyal_language(tmp_path):
     )
     assert refused.returncode == 1
     assert "第 2 行" in refused.stderr and "Traceback" not in refused.stderr
+    assert "错误：" in refused.stderr and "CommandError" not in refused.stderr
 
 
 def test_an_unknown_loyal_language_is_named(tmp_path):

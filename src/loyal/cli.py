@@ -11,6 +11,12 @@ import os
 import sys
 
 
+def gettext_noop(message: str) -> str:
+    """Marks ``message`` for translation (makemessages finds it by this name); Django's own
+    gettext_noop needs the settings, which may be what failed."""
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyal.config.settings")
     from django.core.management import execute_from_command_line
@@ -18,17 +24,27 @@ def main(argv: list[str] | None = None) -> None:
     try:
         execute_from_command_line(["loyal", *(sys.argv[1:] if argv is None else argv)])
     except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
+        sys.stderr.write(_translated(gettext_noop("Interrupted.")) + "\n")
         sys.exit(130)
     except Exception as error:  # the last safety net: commands raise CommandError for known cases
         if os.environ.get("LOYAL_DEBUG") == "1":
             raise
-        sys.stderr.write(
-            "Error: {}: {}\n(Set LOYAL_DEBUG=1 to see the traceback.)\n".format(
-                type(error).__name__, error
-            )
+        message = _translated(gettext_noop("Error: {message}")).format(
+            message="{}: {}".format(type(error).__name__, error)
         )
+        hint = _translated(gettext_noop("(Set LOYAL_DEBUG=1 to see the traceback.)"))
+        sys.stderr.write("{}\n{}\n".format(message, hint))
         sys.exit(1)
+
+
+def _translated(message: str) -> str:
+    """``message`` in LOYAL_LANGUAGE, or as it is when Django could not even start."""
+    try:
+        from django.utils.translation import gettext
+
+        return gettext(message)
+    except Exception:
+        return message
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
+from loyal.config.commands import LoyalCommand
 from loyal.customers.models import Customer
 from loyal.demo.services import (
     DEMO_ADMIN,
@@ -30,7 +31,7 @@ KIND_LABELS = {
 }
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from loyal.config.checks import ensure_migrated
+from loyal.config.commands import LoyalCommand
 from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.exporting import export_batches
@@ -18,7 +19,7 @@ from loyal.insights.models import Segment
 CHOICES = [*kinds.KINDS, *EXPORTS, "chart"]
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(

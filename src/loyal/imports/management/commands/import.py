@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from loyal.config.checks import ensure_migrated
+from loyal.config.commands import LoyalCommand
 from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.files import ImportFileError, load_mapping
@@ -17,7 +18,7 @@ from loyal.imports.services import MAX_ERRORS_SHOWN, ImportRefused, import_file
 from loyal.imports.writing import write_template
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(

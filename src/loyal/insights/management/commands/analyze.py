@@ -6,11 +6,12 @@ import datetime as dt
 import zoneinfo
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from loyal.config.checks import ensure_migrated
+from loyal.config.commands import LoyalCommand
 from loyal.insights.services import run_analysis
 
 
@@ -27,7 +28,7 @@ def parse_as_of(text: str | None) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(), tzinfo=zoneinfo.ZoneInfo(settings.TIME_ZONE))
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from loyal.config.checks import ensure_migrated
+from loyal.config.commands import LoyalCommand
 from loyal.insights.report import headline, models_summary, render
 from loyal.insights.selectors import latest_run
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(

@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from loyal.config.checks import ensure_migrated
+from loyal.config.commands import LoyalCommand
 from loyal.insights.models import Segment, SegmentCount
 from loyal.insights.segments import (
     SegmentError,
@@ -22,7 +23,7 @@ from loyal.insights.segments import (
 EXAMPLE = '{"all": [{"field": "rfm_segment", "op": "in", "value": ["at_risk", "cant_lose"]}]}'
 
 
-class Command(BaseCommand):
+class Command(LoyalCommand):
     @property
     def help(self) -> str:  # translated when the parser is built
         return _(
