@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from loyal.accounts.models import AuditEntry
 from loyal.insights.models import Segment
@@ -65,3 +66,17 @@ def test_deleting_needs_confirmation(capsys):
     assert not Segment.objects.filter(name="Lost").exists()
     with pytest.raises(CommandError, match="no segment named Lost"):
         call_command("segment", "show", "Lost")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "unknown op '~'; use one of"),
+        ("zh-hans", "未知运算符 '~'；请使用以下之一"),
+        ("zh-hant", "未知運算子 '~'；請使用以下之一"),
+    ],
+)
+def test_what_is_wrong_with_a_rule_is_said_in_the_users_language(language, expected):
+    with translation.override(language), pytest.raises(SegmentError) as error:
+        save_segment("Odd", {"field": "stage", "op": "~", "value": "churned"})
+    assert expected in str(error.value) and "rule.op" in str(error.value)

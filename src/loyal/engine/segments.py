@@ -36,12 +36,28 @@ OPS = (*COMPARISONS, "in", "not_in", "between", "contains", "is_null", "not_null
 _NO_VALUE = ("is_null", "not_null")
 
 
-class RuleError(ValueError):
-    """A segment rule is malformed; ``path`` locates the offending part (e.g. ``all[1].op``)."""
+def gettext_noop(message: str) -> str:
+    """Marks a message for translation (makemessages finds it by this name; the engine does not
+    import Django): the records' side shows ``RuleError`` in the user's language."""
+    return message
 
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+
+class RuleError(ValueError):
+    """A segment rule is malformed; ``path`` locates the offending part (e.g. ``all[1].op``).
+
+    ``template`` is the English message with ``{name}`` placeholders filled from ``params``, so
+    that it can be translated before it is filled.
+    """
+
+    def __init__(self, path: str, template: str, **params: Any) -> None:
         self.path = path
+        self.template = template
+        self.params = params
+        super().__init__(f"{path}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        return self.template.format(**self.params)
 
 
 def validate_rule(rule: Any, schema: ibis.Schema) -> None:
@@ -51,20 +67,31 @@ def validate_rule(rule: Any, schema: ibis.Schema) -> None:
 
 def _check(rule: Any, schema: ibis.Schema, path: str) -> None:
     if not isinstance(rule, Mapping):
-        raise RuleError(path, f"a rule must be an object, got {type(rule).__name__} {rule!r}")
+        raise RuleError(
+            path,
+            gettext_noop("a rule must be an object, got {kind} {rule}"),
+            kind=type(rule).__name__,
+            rule=repr(rule),
+        )
     groups = [key for key in ("all", "any", "not") if key in rule]
     if groups:
         key = groups[0]
         if len(rule) != 1:
             raise RuleError(
-                path, f"a group has exactly one key ('all', 'any' or 'not'), got {sorted(rule)}"
+                path,
+                gettext_noop("a group has exactly one key ('all', 'any' or 'not'), got {keys}"),
+                keys=sorted(rule),
             )
         if key == "not":
             _check(rule["not"], schema, f"{path}.not")
             return
         items = rule[key]
         if not isinstance(items, Sequence) or isinstance(items, str) or not items:
-            raise RuleError(f"{path}.{key}", f"must be a non-empty list of rules, got {items!r}")
+            raise RuleError(
+                f"{path}.{key}",
+                gettext_noop("must be a non-empty list of rules, got {items}"),
+                items=repr(items),
+            )
         for i, item in enumerate(items):
             _check(item, schema, f"{path}.{key}[{i}]")
         return
@@ -72,55 +99,101 @@ def _check(rule: Any, schema: ibis.Schema, path: str) -> None:
     if unknown or "field" not in rule or "op" not in rule:
         raise RuleError(
             path,
-            "a condition is {'field': ..., 'op': ..., 'value': ...} and a group is "
-            f"{{'all'|'any'|'not': ...}}; got keys {sorted(rule)}",
+            gettext_noop(
+                "a condition is {{'field': ..., 'op': ..., 'value': ...}} and a group is "
+                "{{'all'|'any'|'not': ...}}; got keys {keys}"
+            ),
+            keys=sorted(rule),
         )
     field, op = rule["field"], rule["op"]
     if field not in schema:
         raise RuleError(
-            f"{path}.field", f"unknown field {field!r}; available fields: {sorted(schema)}"
+            f"{path}.field",
+            gettext_noop("unknown field {field}; available fields: {fields}"),
+            field=repr(field),
+            fields=", ".join(sorted(schema)),
         )
     if op not in OPS:
-        raise RuleError(f"{path}.op", f"unknown op {op!r}; use one of {', '.join(OPS)}")
+        raise RuleError(
+            f"{path}.op",
+            gettext_noop("unknown op {op}; use one of {ops}"),
+            op=repr(op),
+            ops=", ".join(OPS),
+        )
     dtype = schema[field]
     if op in _NO_VALUE:
         if "value" in rule:
-            raise RuleError(f"{path}.value", f"op {op!r} takes no value, got {rule['value']!r}")
+            raise RuleError(
+                f"{path}.value",
+                gettext_noop("op {op} takes no value, got {value}"),
+                op=repr(op),
+                value=repr(rule["value"]),
+            )
         return
     if "value" not in rule:
-        raise RuleError(f"{path}.value", f"op {op!r} needs a value")
+        raise RuleError(f"{path}.value", gettext_noop("op {op} needs a value"), op=repr(op))
     value = rule["value"]
     vpath = f"{path}.value"
     if op == "contains":
         if not dtype.is_string():
-            raise RuleError(f"{path}.op", f"'contains' needs a text field; {field!r} is {dtype}")
+            raise RuleError(
+                f"{path}.op",
+                gettext_noop("'contains' needs a text field; {field} is {dtype}"),
+                field=repr(field),
+                dtype=str(dtype),
+            )
         if not isinstance(value, str):
-            raise RuleError(vpath, f"'contains' needs a text value, got {value!r}")
+            raise RuleError(
+                vpath, gettext_noop("'contains' needs a text value, got {value}"), value=repr(value)
+            )
         return
     if op in ("in", "not_in"):
         if not isinstance(value, Sequence) or isinstance(value, str) or not value:
-            raise RuleError(vpath, f"{op!r} needs a non-empty list, got {value!r}")
+            raise RuleError(
+                vpath,
+                gettext_noop("{op} needs a non-empty list, got {value}"),
+                op=repr(op),
+                value=repr(value),
+            )
         for i, item in enumerate(value):
             _literal(item, dtype, field, f"{vpath}[{i}]")
         return
     if op == "between":
         if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-            raise RuleError(vpath, f"'between' needs [low, high], got {value!r}")
+            raise RuleError(
+                vpath, gettext_noop("'between' needs [low, high], got {value}"), value=repr(value)
+            )
         low = _literal(value[0], dtype, field, f"{vpath}[0]")
         high = _literal(value[1], dtype, field, f"{vpath}[1]")
         if low > high:
-            raise RuleError(vpath, f"low {value[0]!r} is above high {value[1]!r}")
+            raise RuleError(
+                vpath,
+                gettext_noop("low {low} is above high {high}"),
+                low=repr(value[0]),
+                high=repr(value[1]),
+            )
         return
     if op not in ("=", "!=") and dtype.is_boolean():
-        raise RuleError(f"{path}.op", f"{op!r} does not apply to the yes/no field {field!r}")
+        raise RuleError(
+            f"{path}.op",
+            gettext_noop("{op} does not apply to the yes/no field {field}"),
+            op=repr(op),
+            field=repr(field),
+        )
     _literal(value, dtype, field, vpath)
 
 
 def _literal(value: Any, dtype: dt_.DataType, field: str, path: str) -> Any:
     """The Python value to compare column ``field`` of type ``dtype`` with."""
     if value is None:
-        raise RuleError(path, "null is not a value; use op 'is_null' or 'not_null'")
-    bad = RuleError(path, f"{value!r} is not a valid value for {field!r} ({dtype})")
+        raise RuleError(path, gettext_noop("null is not a value; use op 'is_null' or 'not_null'"))
+    bad = RuleError(
+        path,
+        gettext_noop("{value} is not a valid value for {field} ({dtype})"),
+        value=repr(value),
+        field=repr(field),
+        dtype=str(dtype),
+    )
     if dtype.is_boolean():
         if not isinstance(value, bool):
             raise bad
@@ -143,7 +216,12 @@ def _literal(value: Any, dtype: dt_.DataType, field: str, path: str) -> Any:
             else:
                 raise bad
         except ValueError as error:
-            raise RuleError(path, f"{value!r} is not an ISO date or time: {error}") from None
+            raise RuleError(
+                path,
+                gettext_noop("{value} is not an ISO date or time: {error}"),
+                value=repr(value),
+                error=str(error),
+            ) from None
         if dtype.is_date():
             return parsed.date() if isinstance(parsed, dt.datetime) else parsed
         if not isinstance(parsed, dt.datetime):
@@ -151,7 +229,12 @@ def _literal(value: Any, dtype: dt_.DataType, field: str, path: str) -> Any:
         elif parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return utc(parsed, "value")
-    raise RuleError(path, f"field {field!r} of type {dtype} cannot be used in rules")
+    raise RuleError(
+        path,
+        gettext_noop("field {field} of type {dtype} cannot be used in rules"),
+        field=repr(field),
+        dtype=str(dtype),
+    )
 
 
 def compile_rule(rule: Any, table: ir.Table) -> ir.BooleanValue:
@@ -206,7 +289,9 @@ def segment_counts(table: ir.Table, rules: Mapping[str, Any]) -> ir.Table:
         try:
             validate_rule(rule, schema)
         except RuleError as error:
-            raise RuleError(f"segment {name!r}: {error.path}", str(error)) from None
+            raise RuleError(
+                f"segment {name!r}: {error.path}", error.template, **error.params
+            ) from None
     parts = [
         table.aggregate(
             segment=ibis.literal(name),

@@ -80,7 +80,7 @@ def check_rule(name: str, rule: Any) -> None:
     except RuleError as error:
         raise SegmentError(
             _("The rule of segment {name} is wrong at {path}: {message}").format(
-                name=name, path=error.path, message=str(error).split(": ", 1)[-1]
+                name=name, path=error.path, message=_(error.template).format(**error.params)
             )
         ) from None
 
@@ -147,7 +147,9 @@ def store_segments(run: AnalysisRun, customers: pa.Table) -> dict[str, str]:
                 )
             except RuleError as error:
                 logger.warning("Segment %s was not evaluated: %s", segment.name, error)
-                failed[segment.name] = str(error)
+                failed[segment.name] = "{}: {}".format(
+                    error.path, _(error.template).format(**error.params)
+                )
                 continue
             staged.append(
                 pa.table(
