@@ -257,29 +257,11 @@ def summarise(
     (Spark, for data beyond one machine) the expression runs where the data are.
     """
     _check_period(period)
+    columns = dict(customer_col=customer_col, time_col=time_col, amount_col=amount_col)
     if not on_duckdb(transactions):
-        return to_arrow(
-            customer_summary(
-                transactions,
-                as_of,
-                customer_col=customer_col,
-                time_col=time_col,
-                amount_col=amount_col,
-                period=period,
-            )
-        )
+        return to_arrow(customer_summary(transactions, as_of, period=period, **columns))
     until = _cutoff(as_of, "as_of")
-    rows = to_arrow(
-        _orders(
-            transactions,
-            customer_col=customer_col,
-            time_col=time_col,
-            amount_col=amount_col,
-            period=period,
-            after=None,
-            until=until,
-        )
-    )
+    rows = to_arrow(_orders(transactions, period=period, after=None, until=until, **columns))
     return _summary_of_orders(
         rows, customer_col, _period_index_of(until, period), with_amount=amount_col is not None
     )
