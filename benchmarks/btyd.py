@@ -486,6 +486,7 @@ def main() -> None:
     parser.add_argument("--peer", choices=sorted(PEERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.peer == "loyal":
@@ -497,6 +498,14 @@ def main() -> None:
         args.out.write_text(json.dumps(result))
         return
 
+    if args.generate:
+        dataset(args.customers)
+        return
+
+    # In a child: a parent that held the data would pass its peak memory on to the children it
+    # starts (Linux keeps ru_maxrss across exec, and a vfork child execs from the parent's memory).
+    generate = [sys.executable, __file__, "--generate", "--customers", str(args.customers)]
+    subprocess.run(generate, check=True)
     data, data_tz = dataset(args.customers)
     limit = ("--memory-limit", args.memory_limit)
     results = [
