@@ -5,7 +5,7 @@ step builds an Ibis expression with the analysis modules and runs it on the sour
 Intermediate tables that several steps read (the purchase sequence, coverage spells, valued
 customers, RFM scores) are materialised once on the backend (``execution.cache``) and released
 at the end; the per-customer table is read back from its executed Arrow table.
-The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
+The only computation after execution is the Kaplan-Meier fit (NumPy on the executed
 durations) and the headline counts read off the already executed per-customer table.
 """
 
