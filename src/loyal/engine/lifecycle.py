@@ -30,6 +30,7 @@ from loyal.engine.common import (
     paid_orders,
     period_index,
     period_index_of,
+    period_index_of_seconds,
     purchase_sequence,
     utc,
 )
@@ -150,6 +151,7 @@ def lifecycle_counts(
     freq: str | None = None,
     periods: int | None = None,
     activity: str = "orders",
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """PostHog's lifecycle per complete calendar period before ``as_of``.
 
@@ -165,13 +167,25 @@ def lifecycle_counts(
     and dormant counts the customers active in the previous period but not in this one (PostHog
     draws them as a negative bar; here the count is positive). Columns: period (first day), new,
     returning, resurrecting, dormant, active (= new + returning + resurrecting).
+    ``purchases``: a shared ``common.purchase_sequence(sources.orders, as_of)``, read instead of
+    the orders when given.
     """
     freq = freq or settings.trend_freq
     grid = complete_periods(as_of, freq, periods or settings.trend_periods)
     end = grid[-1].end
     if activity == "orders":
-        paid = paid_orders(sources.orders, end)
-        act = paid.select("customer_id", idx=period_index(paid.ordered_at, freq))
+        if purchases is None:
+            paid = paid_orders(sources.orders, end)
+            act = paid.select("customer_id", idx=period_index(paid.ordered_at, freq))
+        else:
+            # The sequence's month index and epoch seconds number the periods.
+            paid = purchases.filter(purchases.o_s < epoch(end))
+            idx = (
+                paid.month.cast("int64")
+                if freq == "month"
+                else period_index_of_seconds(paid.o_s, freq)
+            )
+            act = paid.select("customer_id", idx=idx)
     elif activity == "events":
         ev = sources.events.filter(sources.events.occurred_at < end)
         act = ev.select("customer_id", idx=period_index(ev.occurred_at, freq))

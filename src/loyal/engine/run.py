@@ -70,9 +70,9 @@ def customer_table(
     )
     attrs = sources.customers.select(a_id="customer_id", **{c: c for c in _ATTRIBUTES})
     if scored is None:
-        scored = rfm.rfm(sources.orders, as_of, settings)
+        scored = rfm.rfm(sources.orders, as_of, settings, purchases=purchases)
     if valued is None:
-        valued = value.customer_value(sources, as_of, settings)
+        valued = value.customer_value(sources, as_of, settings, purchases=purchases)
     scored = scored.rename(r_id="customer_id")
     valued = valued.rename(v_id="customer_id", profit_rank="rank")
     t = stages.left_join(attrs, stages.customer_id == attrs.a_id).drop("a_id")
@@ -240,8 +240,8 @@ def run_all(
                 "spells",
                 lambda: metrics.activity_spells(sources, as_of, s(), purchases=purchases),
             ),
-            ("valued", lambda: value.customer_value(sources, as_of, s())),
-            ("scored", lambda: rfm.rfm(sources.orders, as_of, s())),
+            ("valued", lambda: value.customer_value(sources, as_of, s(), purchases=purchases)),
+            ("scored", lambda: rfm.rfm(sources.orders, as_of, s(), purchases=purchases)),
         ):
             keep(name, build())
 
@@ -302,7 +302,10 @@ def run_all(
             "stickiness_trend",
             lambda: stickiness.stickiness_trend(sources, as_of, s(), purchases=ctx["purchases"]),
         ),
-        table("lifecycle_counts", lambda: lifecycle.lifecycle_counts(sources, as_of, s())),
+        table(
+            "lifecycle_counts",
+            lambda: lifecycle.lifecycle_counts(sources, as_of, s(), purchases=ctx["purchases"]),
+        ),
         table(
             "cohort_matrix",
             lambda: cohorts.cohort_retention(sources, as_of, s(), purchases=ctx["purchases"]),
