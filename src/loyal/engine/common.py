@@ -193,8 +193,9 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
     Columns: customer_id, o_s (epoch seconds), month (``month_index``), revenue and cost (null
     as 0), n (1 = the customer's first order; ties in time are ordered by order_id), prev_s and next_s
     (epoch seconds of the customer's previous and next order, null for the first and the
-    last), new_month (true on the customer's first order of a calendar month). month and n are
-    int32 to keep the shared table small; readers cast them back where they reach a result.
+    last), prev_month and next_month (their month indexes), new_month (true on the customer's
+    first order of a calendar month). month, prev_month, next_month and n are int32 to keep the
+    shared table small; readers cast them back where they reach a result.
 
     Several analyses start from it (the churn window, spells, the loyalty ladder, first
     purchases, cohorts, RFM, value, lifecycle, stickiness): ``run_all`` builds it once and
@@ -220,6 +221,8 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         n=(ibis.row_number().over(w) + 1).cast("int32"),  # row_number is 0-based
         prev_s=paid.o_s.lag().over(w),
         next_s=paid.o_s.lead().over(w),
+        prev_month=prev_month.cast("int32"),
+        next_month=paid.month.lead().over(w).cast("int32"),
         new_month=prev_month.isnull() | (prev_month != paid.month),
     )
 
