@@ -8,7 +8,7 @@ import ibis
 import pyarrow.compute as pc
 import pytest
 
-from loyal.engine import lifecycle, metrics, rfm, value
+from loyal.engine import lifecycle, metrics, rfm, stickiness, value
 from loyal.engine.common import complete_periods, purchase_sequence
 from loyal.engine.execution import to_arrow
 from loyal.engine.lifecycle import STAGES
@@ -130,6 +130,17 @@ def test_shared_tables_give_the_answers_of_the_analyses_alone(duck, as_of):
             lifecycle.lifecycle_counts(sources, as_of, settings, freq=freq, purchases=purchases),
             lifecycle.lifecycle_counts(sources, as_of, settings, freq=freq),
         )
+        pairs[f"stickiness_{freq}"] = (
+            stickiness.stickiness_trend(
+                sources, as_of, settings, freq=freq, periods=14, purchases=purchases
+            ),
+            stickiness.stickiness_trend(sources, as_of, settings, freq=freq, periods=14),
+        )
+    kpi = metrics.default_period(as_of, settings)
+    pairs["stickiness_kpi"] = (
+        stickiness.stickiness(sources, kpi.start, kpi.end, settings, purchases=purchases),
+        stickiness.stickiness(sources, kpi.start, kpi.end, settings),
+    )
     grid = complete_periods(as_of, "month", 6)
     p_alive = ibis.memtable(
         {"customer_id": [1, 2, 3, 4, 5], "p_alive": [0.01, 0.2, 0.9, 0.05, 0.6]}
