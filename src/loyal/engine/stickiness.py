@@ -86,46 +86,53 @@ def _stickiness(
 
     ev = events_between(sources.events, start, end)
     ev = ev.mutate(idx=index(ev.occurred_at))
-    # One row per customer and UTC day with events: the day counts and the visitors (one row
-    # per customer and period) are read off it rather than off the events.
-    days = ev.group_by(["idx", "customer_id", (seconds(ev.occurred_at) // DAY).name("day")])
-    days = days.aggregate(
+    e_agg = ev.group_by("idx").aggregate(
+        sessions=ev.session_id.nunique(),
         events=ev.count(),
         page_views=count_if(ev.event_type.isin(settings.page_view_event_types)),
         clicks=count_if(ev.event_type.isin(settings.click_event_types)),
         dwell_seconds=ev.dwell_seconds.sum(),
     )
-    d_agg = days.group_by("idx").aggregate(
-        events=days.events.sum(),
-        page_views=days.page_views.sum(),
-        clicks=days.clicks.sum(),
-        dwell_seconds=days.dwell_seconds.sum(),
-        active_user_days=days.count(),
-    )
+    # Distinct customer-days give the active days, and the visitors (one row per customer and
+    # period) are read off them rather than off the events again.
+    days = ev.select("idx", "customer_id", day=seconds(ev.occurred_at) // DAY).distinct()
+    d_agg = days.group_by("idx").aggregate(active_user_days=days.count())
     visitors = days.select("idx", "customer_id").distinct()
     v_agg = visitors.group_by("idx").aggregate(visitors=visitors.count())
-    s_agg = ev.group_by("idx").aggregate(sessions=ev.session_id.nunique())
 
-    if purchases is None:
-        od = paid_orders(sources.orders, end, since=start)
-        od = od.select("customer_id", idx=index(od.ordered_at), revenue=od.revenue)
-    else:
+    if purchases is not None and freq == "month":
+        # Calendar months straight from the sequence: a customer's first order of a month
+        # makes them a buyer in it, and a repeat buyer when their next order is in that month.
         od = purchases.filter((purchases.o_s >= start_s) & (purchases.o_s < end_s))
-        if freq is None:
-            idx = ibis.literal(0, "int64")
-        elif freq == "month":
-            idx = od.month.cast("int64")
+        od = od.mutate(idx=od.month.cast("int64"))
+        o_agg = od.group_by("idx").aggregate(
+            buyers=count_if(od.new_month),
+            orders=od.count(),
+            revenue=od.revenue.sum(),
+            repeat_buyers=count_if(od.new_month & (od.next_month == od.month)),
+        )
+        firsts = od.filter(od.new_month)
+        buyers = firsts.select(b_idx="idx", b_customer_id="customer_id")
+    else:
+        if purchases is None:
+            od = paid_orders(sources.orders, end, since=start)
+            od = od.select("customer_id", idx=index(od.ordered_at), revenue=od.revenue)
         else:
-            idx = period_index_of_seconds(od.o_s, freq)
-        od = od.select("customer_id", "revenue", idx=idx)
-    per_buyer = od.group_by(["idx", "customer_id"]).aggregate(n=od.count(), rev=od.revenue.sum())
-    o_agg = per_buyer.group_by("idx").aggregate(
-        buyers=per_buyer.count(),
-        orders=per_buyer.n.sum(),
-        revenue=per_buyer.rev.sum(),
-        repeat_buyers=count_if(per_buyer.n >= 2),
-    )
-    buyers = per_buyer.select(b_idx="idx", b_customer_id="customer_id")
+            od = purchases.filter((purchases.o_s >= start_s) & (purchases.o_s < end_s))
+            idx = (
+                ibis.literal(0, "int64") if freq is None else period_index_of_seconds(od.o_s, freq)
+            )
+            od = od.select("customer_id", "revenue", idx=idx)
+        per_buyer = od.group_by(["idx", "customer_id"]).aggregate(
+            n=od.count(), rev=od.revenue.sum()
+        )
+        o_agg = per_buyer.group_by("idx").aggregate(
+            buyers=per_buyer.count(),
+            orders=per_buyer.n.sum(),
+            revenue=per_buyer.rev.sum(),
+            repeat_buyers=count_if(per_buyer.n >= 2),
+        )
+        buyers = per_buyer.select(b_idx="idx", b_customer_id="customer_id")
     conv = visitors.inner_join(
         buyers, (visitors.idx == buyers.b_idx) & (visitors.customer_id == buyers.b_customer_id)
     )
@@ -156,7 +163,7 @@ def _stickiness(
     )
 
     t = ptable.select("period", "idx")
-    for agg in (v_agg, s_agg, d_agg, o_agg, c_agg, cum):
+    for agg in (v_agg, e_agg, d_agg, o_agg, c_agg, cum):
         t = _attach(t, agg)
     t = t.mutate(**{c: t[c].fill_null(0) for c in _COUNTS})
     t = t.select("period", *_COUNTS)
