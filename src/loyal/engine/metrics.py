@@ -85,8 +85,26 @@ def gap_quantile(
     ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
     """
     gaps = purchase_gaps(orders, as_of, purchases=purchases)
-    ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
-    at_q = ranked.filter(ranked.cd >= quantile).aggregate(quantile_days=ranked.gap_days.min())
+    # Rather than sorting every gap, count the gaps per whole day first: the quantile lies in
+    # the first day whose running count reaches the quantile, and only that day's gaps are
+    # ranked. Shares are integer counts over the total in float64, as cume_dist computes them.
+    gaps = gaps.mutate(day=gaps.gap_days.floor().cast("int64"))
+    per_day = gaps.group_by("day").aggregate(c=gaps.count())
+    per_day = per_day.mutate(
+        below=per_day.c.sum().over(ibis.window(order_by="day", preceding=None, following=0))
+        - per_day.c,
+        total=per_day.c.sum().over(ibis.window()),
+    )
+    reaches = (per_day.below + per_day.c).cast("float64") / per_day.total >= quantile
+    day = per_day.filter(reaches).order_by("day").limit(1)
+    day = day.select(q_day="day", below="below", total="total")
+    inside = gaps.inner_join(day, gaps.day == day.q_day)
+    values = inside.group_by("gap_days").aggregate(
+        c=inside.count(), below=inside.below.max(), total=inside.total.max()
+    )
+    upto = values.c.sum().over(ibis.window(order_by="gap_days", preceding=None, following=0))
+    values = values.mutate(share=(values.below + upto).cast("float64") / values.total)
+    at_q = values.filter(values.share >= quantile).aggregate(quantile_days=values.gap_days.min())
     counted = gaps.aggregate(gaps=gaps.count())
     return counted.cross_join(at_q)
 
