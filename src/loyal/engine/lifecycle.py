@@ -79,9 +79,11 @@ def customer_stages(
     cust = sources.customers.filter(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
     )
-    ids = cust.select("customer_id").union(summary.select("customer_id"), distinct=True)
-    stored = cust.select(c_id="customer_id", stored_stage="stage")
-    base = ids.left_join(stored, ids.customer_id == stored.c_id).drop("c_id")
+    # Every customer record, and the customers with activity but no record (no stored stage).
+    stored = cust.select("customer_id", stored_stage="stage")
+    unrecorded = summary.select("customer_id").anti_join(cust, "customer_id")
+    unrecorded = unrecorded.select("customer_id", stored_stage=ibis.null("string"))
+    base = stored.union(unrecorded, distinct=False)
     base = base.left_join(summary, base.customer_id == summary.customer_id).drop(
         "customer_id_right"
     )
