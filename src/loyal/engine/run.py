@@ -53,6 +53,7 @@ def customer_table(
     valued: ir.Table | None = None,
     scored: ir.Table | None = None,
     purchases: ir.Table | None = None,
+    ordered: bool = True,
 ) -> ir.Table:
     """One row per customer: attributes, stage, RFM, value classes (an Ibis expression).
 
@@ -63,7 +64,8 @@ def customer_table(
     return_class. This is also the table that rule segments (``segments``) are evaluated on.
     Needs a resolved churn window. ``spells``, ``valued`` (``value.customer_value``),
     ``scored`` (``rfm.rfm``) and ``purchases`` (``common.purchase_sequence``) may be passed in
-    when already computed.
+    when already computed. ``ordered=False`` leaves the rows in no particular order (for a
+    caller that sorts them itself); otherwise they are sorted by customer_id.
     """
     stages = lifecycle.customer_stages(
         sources, as_of, settings, p_alive, spells=spells, purchases=purchases
@@ -81,7 +83,8 @@ def customer_table(
         "v_id", "cum_customer_share", "cum_profit_share"
     )
     front = ["customer_id", *_ATTRIBUTES]
-    return t.select(*front, *[c for c in t.columns if c not in front]).order_by("customer_id")
+    t = t.select(*front, *[c for c in t.columns if c not in front])
+    return t.order_by("customer_id") if ordered else t
 
 
 @dataclass(frozen=True)
@@ -261,8 +264,13 @@ def run_all(
             valued=ctx["valued"],
             scored=ctx["scored"],
             purchases=ctx["purchases"],
+            ordered=False,
         )
-        out["customers"] = to_arrow(expr)
+        # Sorted in Arrow: a sort on the backend would hold another copy of every wide row.
+        unordered = to_arrow(expr)
+        order = pc.sort_indices(unordered, [("customer_id", "ascending")])
+        out["customers"] = unordered.take(order)
+        del unordered
         # Later steps read the executed table back (as an in-memory table) rather than having
         # the backend store a copy of it.
         ctx["customers"] = ibis.memtable(out["customers"])
