@@ -459,7 +459,10 @@ def churn_per_period(
     )
     t = t.filter(ibis.or_(*[t[f"a_{i}"] for i in range(len(periods))]))
 
-    o = purchases
+    # Only the orders inside some period's lookback are summed.
+    o = purchases.filter(purchases.o_s < max(ends))
+    if lookback is not None:
+        o = o.filter(o.o_s >= min(ends) - lookback * DAY)
     sales = {}
     for i, end in enumerate(ends):
         in_window = o.o_s < end
