@@ -266,11 +266,16 @@ def run_all(
             purchases=ctx["purchases"],
             ordered=False,
         )
-        # Sorted in Arrow: a sort on the backend would hold another copy of every wide row.
-        unordered = to_arrow(expr)
-        order = pc.sort_indices(unordered, [("customer_id", "ascending")])
-        out["customers"] = unordered.take(order)
-        del unordered
+        # Sorted in Arrow, one column at a time (each unsorted column is freed once its sorted
+        # copy exists): a sort on the backend, or of the whole table, would hold a second copy
+        # of every wide row at the run's peak of memory.
+        customers = to_arrow(expr)
+        order = pc.sort_indices(customers, [("customer_id", "ascending")])
+        schema, columns = customers.schema, []
+        while customers.num_columns:
+            columns.append(customers.column(0).take(order))
+            customers = customers.remove_column(0)
+        out["customers"] = pa.Table.from_arrays(columns, schema=schema)
         # Later steps read the executed table back (as an in-memory table) rather than having
         # the backend store a copy of it.
         ctx["customers"] = ibis.memtable(out["customers"])
