@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import numpy as np
 import pytest
 
 from loyal.engine import metrics
@@ -53,6 +54,29 @@ def test_gap_quantile_is_nearest_rank(duck):
     src = make_sources(duck, orders=orders)
     assert to_row(metrics.gap_quantile(src.orders, AS_OF, 0.8)) == {"gaps": 5, "quantile_days": 40}
     assert to_row(metrics.gap_quantile(src.orders, AS_OF, 0.9))["quantile_days"] == 100
+
+
+@pytest.mark.parametrize("quantile", [0.0, 0.1, 0.5, 0.75, 0.9, 0.99, 1.0])
+def test_gap_quantile_is_the_smallest_gap_whose_cume_dist_reaches_it(duck, quantile):
+    # Many customers, gaps in whole and fractional days with ties: the per-day counting gives
+    # what ranking every gap with cume_dist gives.
+    rng = np.random.default_rng(5)
+    base = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    orders, order_id = [], 0
+    for customer in range(1, 80):
+        at = base
+        for _ in range(int(rng.integers(1, 9))):
+            hours = int(rng.choice([24, 36, 240, int(rng.integers(1, 4000))]))
+            at += dt.timedelta(hours=hours)
+            order_id += 1
+            orders.append(order(order_id, customer, at))
+    src = make_sources(duck, orders=orders)
+    gaps = metrics.purchase_gaps(src.orders, AS_OF)
+    ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
+    expected = ranked.filter(ranked.cd >= quantile).aggregate(q=ranked.gap_days.min())
+    row = to_row(metrics.gap_quantile(src.orders, AS_OF, quantile))
+    assert row["quantile_days"] == to_row(expected)["q"]
+    assert row["gaps"] == to_row(gaps.aggregate(n=gaps.count()))["n"]
 
 
 @pytest.mark.parametrize(

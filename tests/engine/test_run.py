@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import ibis
 import pyarrow.compute as pc
 import pytest
 
+from loyal.engine import lifecycle, metrics, rfm, stickiness, value
+from loyal.engine.common import complete_periods, purchase_sequence
+from loyal.engine.execution import to_arrow
 from loyal.engine.lifecycle import STAGES
 from loyal.engine.run import EngineResults, customer_table, run_all
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import sources_from_arrow
 
 from .conftest import DEMO_AS_OF, demo_tables
+from .test_backends import assert_same_table
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +106,57 @@ def test_customer_table_needs_a_resolved_window(duck):
     sources = sources_from_arrow(demo_tables(customers=5), duck)
     with pytest.raises(ValueError, match="churn_window_days is None"):
         customer_table(sources, DEMO_AS_OF, EngineSettings())
+
+
+@pytest.mark.parametrize("as_of", [DEMO_AS_OF, DEMO_AS_OF + dt.timedelta(days=10, hours=5)])
+def test_shared_tables_give_the_answers_of_the_analyses_alone(duck, as_of):
+    # run_all hands the purchase sequence (and spells) to the analyses; each must answer as it
+    # does from the source tables alone.
+    sources = sources_from_arrow(demo_tables(seed=11, customers=120), duck)
+    settings = EngineSettings(churn_window_days=45)
+    purchases = purchase_sequence(sources.orders, as_of)
+    pairs = {
+        "rfm": (
+            rfm.rfm(sources.orders, as_of, settings, purchases=purchases),
+            rfm.rfm(sources.orders, as_of, settings),
+        ),
+        "value": (
+            value.customer_value(sources, as_of, settings, purchases=purchases),
+            value.customer_value(sources, as_of, settings),
+        ),
+    }
+    for freq in ("month", "week", "day"):
+        pairs[f"lifecycle_{freq}"] = (
+            lifecycle.lifecycle_counts(sources, as_of, settings, freq=freq, purchases=purchases),
+            lifecycle.lifecycle_counts(sources, as_of, settings, freq=freq),
+        )
+        pairs[f"stickiness_{freq}"] = (
+            stickiness.stickiness_trend(
+                sources, as_of, settings, freq=freq, periods=14, purchases=purchases
+            ),
+            stickiness.stickiness_trend(sources, as_of, settings, freq=freq, periods=14),
+        )
+    kpi = metrics.default_period(as_of, settings)
+    pairs["stickiness_kpi"] = (
+        stickiness.stickiness(sources, kpi.start, kpi.end, settings, purchases=purchases),
+        stickiness.stickiness(sources, kpi.start, kpi.end, settings),
+    )
+    grid = complete_periods(as_of, "month", 6)
+    p_alive = ibis.memtable(
+        {"customer_id": [1, 2, 3, 4, 5], "p_alive": [0.01, 0.2, 0.9, 0.05, 0.6]}
+    )
+    last = [metrics.default_period(as_of, settings)]
+    for name, periods, by, scores in (
+        ("churn_trend", grid, [], None),
+        ("churn_trend_by_city", grid, ["city"], None),
+        ("churn_kpi_p_alive", last, [], p_alive),
+        ("churn_kpi_by_channel", last, ["acquisition_channel"], p_alive),
+    ):
+        flags = metrics.churn_flags(sources, periods, as_of, settings, scores)
+        segmented = metrics._segmented(flags, by, None, sources)
+        pairs[name] = (
+            metrics.churn_per_period(sources, periods, as_of, settings, scores, by=by),
+            metrics.churn_rates(segmented, ["period", *by]),
+        )
+    for name, (shared, alone) in pairs.items():
+        assert_same_table(name, to_arrow(shared), to_arrow(alone))

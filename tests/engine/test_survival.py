@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from loyal.engine import survival
@@ -87,3 +89,39 @@ def test_kaplan_meier_by_segment_on_a_timeline():
 def test_kaplan_meier_names_missing_columns():
     with pytest.raises(ValueError, match="'plan'"):
         survival.kaplan_meier(pa.table({"duration_days": [1.0], "event": [True]}), by="plan")
+
+
+@pytest.mark.parametrize("timeline", [None, [0.0, 3.5, 7.0, 14.0, 30.0, 61.0, 200.0]])
+def test_kaplan_meier_matches_lifelines(timeline):
+    lifelines = pytest.importorskip("lifelines")
+    rng = np.random.default_rng(3)
+    size = 400
+    durations = pa.table(
+        {
+            # Whole days give ties; some zero durations; about a third censored.
+            "duration_days": np.floor(rng.exponential(40.0, size)),
+            "event": rng.random(size) < 0.65,
+            "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), size),
+        }
+    )
+    got = survival.kaplan_meier(durations, by="plan", alpha=0.1, timeline=timeline)
+    frame = durations.to_pandas()
+    for label in ("basic", "pro", None):
+        part = frame[frame["plan"].isna()] if label is None else frame[frame["plan"] == label]
+        fitter = lifelines.KaplanMeierFitter(alpha=0.1).fit(
+            part["duration_days"], part["event"], timeline=timeline
+        )
+        mine = got.filter(
+            pc.is_null(got["group"]) if label is None else pc.equal(got["group"], label)
+        )
+        expected_times = fitter.survival_function_.index.to_numpy(dtype=float)
+        np.testing.assert_array_equal(mine["time_days"].to_numpy(), expected_times)
+        np.testing.assert_allclose(
+            mine["survival"].to_numpy(), fitter.survival_function_.iloc[:, 0], rtol=1e-12
+        )
+        ci = fitter.confidence_interval_survival_function_
+        np.testing.assert_allclose(mine["ci_lower"].to_numpy(), ci.iloc[:, 0], rtol=1e-9)
+        np.testing.assert_allclose(mine["ci_upper"].to_numpy(), ci.iloc[:, 1], rtol=1e-9)
+        sizes = part["duration_days"].to_numpy()
+        at_risk = [int((sizes >= t).sum()) for t in expected_times]
+        assert mine["at_risk"].to_pylist() == at_risk

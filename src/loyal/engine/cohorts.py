@@ -199,7 +199,17 @@ def critical_window(
     anchors = anchors.filter(anchors.anchor_s + hi_s <= epoch(as_of))
 
     o = purchases.select(o_customer_id=purchases.customer_id, o_s=purchases.o_s)
-    j = anchors.left_join(o, anchors.customer_id == o.o_customer_id)
+    # A range join: only the orders from the anchor to the end of the retention window count,
+    # and customers without any keep one row (with o_s null) from the left join.
+    j = anchors.left_join(
+        o,
+        [
+            anchors.customer_id == o.o_customer_id,
+            o.o_s >= anchors.anchor_s,
+            o.o_s
+            < anchors.anchor_s + max(hi_s, *(d * DAY for d in settings.critical_windows_days)),
+        ],
+    )
     since = j.o_s - j.anchor_s
     early = {
         f"early_{d}": count_if((since >= 0) & (since < d * DAY))
@@ -284,8 +294,10 @@ def tenure_curve(
         buyers=count_if(o.new_month), orders=o.count(), revenue=o.rev.sum()
     )
     ev = sources.events.filter(sources.events.occurred_at < as_of)
-    e = monthly(ev.select("customer_id", m=month_index(ev.occurred_at)))
-    e_agg = e.group_by(ek="k").aggregate(visitors=e.customer_id.nunique())
+    # Each customer's months with events, made distinct before joining: a visitor then counts
+    # once per row.
+    e = monthly(ev.select("customer_id", m=month_index(ev.occurred_at)).distinct())
+    e_agg = e.group_by(ek="k").aggregate(visitors=e.count())
     out = sizes.left_join(o_agg, sizes.k == o_agg.ok).drop("ok")
     out = out.left_join(e_agg, out.k == e_agg.ek).drop("ek")
     out = out.select(

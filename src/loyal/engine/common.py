@@ -171,18 +171,35 @@ def paid_orders(orders: ir.Table, as_of: dt.datetime, since: dt.datetime | None 
     return orders.filter(cond)
 
 
+def paid_order_values(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
+    """Paid orders before ``as_of`` with the columns of ``purchase_sequence`` that need no
+    sorting: customer_id, o_s (epoch seconds), revenue and cost (null as 0).
+
+    Analyses that only sum or count orders per customer or per period take either this or a
+    shared ``purchase_sequence`` (which has the same columns).
+    """
+    paid = paid_orders(orders, as_of)
+    return paid.select(
+        "customer_id",
+        o_s=seconds(paid.ordered_at),
+        revenue=paid.revenue.fill_null(0.0),
+        cost=paid.cost.fill_null(0.0),
+    )
+
+
 def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
     """Every customer's paid orders before ``as_of`` in the order they were placed.
 
-    Columns: customer_id, o_s (epoch seconds), month (``month_index``), revenue (null as 0),
-    n (1 = the customer's first order; ties in time are ordered by order_id), prev_s and next_s
+    Columns: customer_id, o_s (epoch seconds), month (``month_index``), revenue and cost (null
+    as 0), n (1 = the customer's first order; ties in time are ordered by order_id), prev_s and next_s
     (epoch seconds of the customer's previous and next order, null for the first and the
-    last), new_month (true on the customer's first order of a calendar month). month and n are
-    int32 to keep the shared table small; readers cast them back where they reach a result.
+    last), prev_month and next_month (their month indexes), new_month (true on the customer's
+    first order of a calendar month). month, prev_month, next_month and n are int32 to keep the
+    shared table small; readers cast them back where they reach a result.
 
     Several analyses start from it (the churn window, spells, the loyalty ladder, first
-    purchases, cohorts): ``run_all`` builds it once and shares it, so the orders are sorted
-    once per run rather than once per analysis.
+    purchases, cohorts, RFM, value, lifecycle, stickiness): ``run_all`` builds it once and
+    shares it, so the orders are read and sorted once per run rather than once per analysis.
     """
     paid = paid_orders(orders, as_of)
     paid = paid.select(
@@ -191,6 +208,7 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         o_s=seconds(paid.ordered_at),
         month=month_index(paid.ordered_at),
         revenue=paid.revenue.fill_null(0.0),
+        cost=paid.cost.fill_null(0.0),
     )
     w = ibis.window(group_by="customer_id", order_by=["o_s", "order_id"])
     prev_month = paid.month.lag().over(w)
@@ -198,10 +216,13 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         "customer_id",
         "o_s",
         "revenue",
+        "cost",
         month=paid.month.cast("int32"),
         n=(ibis.row_number().over(w) + 1).cast("int32"),  # row_number is 0-based
         prev_s=paid.o_s.lag().over(w),
         next_s=paid.o_s.lead().over(w),
+        prev_month=prev_month.cast("int32"),
+        next_month=paid.month.lead().over(w).cast("int32"),
         new_month=prev_month.isnull() | (prev_month != paid.month),
     )
 
@@ -235,13 +256,20 @@ _WEEK_SHIFT = 3 * DAY
 
 def period_index(ts: ir.TimestampValue, freq: str) -> ir.IntegerValue:
     """Consecutive integers numbering calendar periods (day, Monday week, month) in UTC."""
+    if freq not in FREQUENCIES:
+        raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
     if freq == "month":
         return month_index(ts)
+    return period_index_of_seconds(seconds(ts), freq)
+
+
+def period_index_of_seconds(s: ir.IntegerValue, freq: str) -> ir.IntegerValue:
+    """``period_index`` of epoch seconds, for days and weeks (months need the calendar)."""
     if freq == "week":
-        return (seconds(ts) + _WEEK_SHIFT) // _WEEK
+        return (s + _WEEK_SHIFT) // _WEEK
     if freq == "day":
-        return seconds(ts) // DAY
-    raise ValueError(f"freq must be one of {FREQUENCIES}, got {freq!r}")
+        return s // DAY
+    raise ValueError(f"freq must be 'day' or 'week' for epoch seconds, got {freq!r}")
 
 
 def period_index_of(instant: dt.datetime, freq: str) -> int:

@@ -79,9 +79,11 @@ def customer_stages(
     cust = sources.customers.filter(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
     )
-    ids = cust.select("customer_id").union(summary.select("customer_id"), distinct=True)
-    stored = cust.select(c_id="customer_id", stored_stage="stage")
-    base = ids.left_join(stored, ids.customer_id == stored.c_id).drop("c_id")
+    # Every customer record, and the customers with activity but no record (no stored stage).
+    stored = cust.select("customer_id", stored_stage="stage")
+    unrecorded = summary.select("customer_id").anti_join(cust, "customer_id")
+    unrecorded = unrecorded.select("customer_id", stored_stage=ibis.null("string"))
+    base = stored.union(unrecorded, distinct=False)
     base = base.left_join(summary, base.customer_id == summary.customer_id).drop(
         "customer_id_right"
     )
@@ -150,6 +152,7 @@ def lifecycle_counts(
     freq: str | None = None,
     periods: int | None = None,
     activity: str = "orders",
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """PostHog's lifecycle per complete calendar period before ``as_of``.
 
@@ -165,28 +168,27 @@ def lifecycle_counts(
     and dormant counts the customers active in the previous period but not in this one (PostHog
     draws them as a negative bar; here the count is positive). Columns: period (first day), new,
     returning, resurrecting, dormant, active (= new + returning + resurrecting).
+    ``purchases``: a shared ``common.purchase_sequence(sources.orders, as_of)``, read instead of
+    the orders when given.
     """
     freq = freq or settings.trend_freq
     grid = complete_periods(as_of, freq, periods or settings.trend_periods)
     end = grid[-1].end
-    if activity == "orders":
-        paid = paid_orders(sources.orders, end)
-        act = paid.select("customer_id", idx=period_index(paid.ordered_at, freq))
-    elif activity == "events":
-        ev = sources.events.filter(sources.events.occurred_at < end)
-        act = ev.select("customer_id", idx=period_index(ev.occurred_at, freq))
+    if activity == "orders" and purchases is not None and freq == "month":
+        rows = _monthly_lifecycle_rows(purchases, epoch(end))
     else:
-        raise ValueError(f"activity must be 'orders' or 'events', got {activity!r}")
-    act = act.distinct()
-    w = ibis.window(group_by="customer_id", order_by="idx")
-    act = act.mutate(prev=act.idx.lag().over(w), nxt=act.idx.lead().over(w))
-    status = ibis.cases(
-        (act.prev.isnull(), "new"), (act.prev == act.idx - 1, "returning"), else_="resurrecting"
-    )
-    active = act.select(idx=act.idx, status=status)
-    dormant_rows = act.filter(act.nxt.isnull() | (act.nxt > act.idx + 1))
-    dormant = dormant_rows.select(idx=dormant_rows.idx + 1, status=ibis.literal("dormant"))
-    rows = active.union(dormant, distinct=False)
+        if activity == "orders":
+            paid = paid_orders(sources.orders, end)
+            act = paid.select("customer_id", idx=period_index(paid.ordered_at, freq))
+        elif activity == "events":
+            ev = sources.events.filter(sources.events.occurred_at < end)
+            act = ev.select("customer_id", idx=period_index(ev.occurred_at, freq))
+        else:
+            raise ValueError(f"activity must be 'orders' or 'events', got {activity!r}")
+        act = act.distinct()
+        w = ibis.window(group_by="customer_id", order_by="idx")
+        act = act.mutate(prev=act.idx.lag().over(w), nxt=act.idx.lead().over(w))
+        rows = _lifecycle_rows(act, act)
     counts = rows.group_by("idx").aggregate(
         new=count_if(rows.status == "new"),
         returning=count_if(rows.status == "returning"),
@@ -206,3 +208,36 @@ def lifecycle_counts(
         **{c: out[c].fill_null(0) for c in ("new", "returning", "resurrecting", "dormant")},
     )
     return out.mutate(active=out.new + out.returning + out.resurrecting).order_by("period")
+
+
+def _lifecycle_rows(active: ir.Table, lasts: ir.Table) -> ir.Table:
+    # active: a row per customer and active period (idx) with the previous active period
+    # (prev); lasts: the active periods (idx) whose next active period (nxt) is not the same
+    # one. One status row per active period, one dormant row after each active period that
+    # the next one does not follow at once.
+    status = ibis.cases(
+        (active.prev.isnull(), "new"),
+        (active.prev == active.idx - 1, "returning"),
+        else_="resurrecting",
+    )
+    statuses = active.select(idx=active.idx, status=status)
+    dormant = lasts.filter(lasts.nxt.isnull() | (lasts.nxt > lasts.idx + 1))
+    dormant = dormant.select(idx=dormant.idx + 1, status=ibis.literal("dormant"))
+    return statuses.union(dormant, distinct=False)
+
+
+def _monthly_lifecycle_rows(purchases: ir.Table, end_s: int) -> ir.Table:
+    # Monthly activity straight from the purchase sequence, without regrouping the orders: a
+    # customer's first order of a month (new_month) marks the month active, and the months of
+    # the previous and next orders are the previous and next active months. Orders at or after
+    # the grid's end (a month start) do not count.
+    p = purchases.filter(purchases.o_s < end_s)
+    active = p.filter(p.new_month).select(
+        idx=p.month.cast("int64"), prev=p.prev_month.cast("int64")
+    )
+    after_end = p.next_month.isnull() | (p.next_s >= end_s)
+    lasts = p.filter(after_end | (p.next_month != p.month)).select(
+        idx=p.month.cast("int64"),
+        nxt=ibis.cases((after_end, ibis.null("int64")), else_=p.next_month.cast("int64")),
+    )
+    return _lifecycle_rows(active, lasts)

@@ -85,8 +85,26 @@ def gap_quantile(
     ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
     """
     gaps = purchase_gaps(orders, as_of, purchases=purchases)
-    ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
-    at_q = ranked.filter(ranked.cd >= quantile).aggregate(quantile_days=ranked.gap_days.min())
+    # Rather than sorting every gap, count the gaps per whole day first: the quantile lies in
+    # the first day whose running count reaches the quantile, and only that day's gaps are
+    # ranked. Shares are integer counts over the total in float64, as cume_dist computes them.
+    gaps = gaps.mutate(day=gaps.gap_days.floor().cast("int64"))
+    per_day = gaps.group_by("day").aggregate(c=gaps.count())
+    per_day = per_day.mutate(
+        below=per_day.c.sum().over(ibis.window(order_by="day", preceding=None, following=0))
+        - per_day.c,
+        total=per_day.c.sum().over(ibis.window()),
+    )
+    reaches = (per_day.below + per_day.c).cast("float64") / per_day.total >= quantile
+    day = per_day.filter(reaches).order_by("day").limit(1)
+    day = day.select(q_day="day", below="below", total="total")
+    inside = gaps.inner_join(day, gaps.day == day.q_day)
+    values = inside.group_by("gap_days").aggregate(
+        c=inside.count(), below=inside.below.max(), total=inside.total.max()
+    )
+    upto = values.c.sum().over(ibis.window(order_by="gap_days", preceding=None, following=0))
+    values = values.mutate(share=(values.below + upto).cast("float64") / values.total)
+    at_q = values.filter(values.share >= quantile).aggregate(quantile_days=values.gap_days.min())
     counted = gaps.aggregate(gaps=gaps.count())
     return counted.cross_join(at_q)
 
@@ -382,12 +400,124 @@ def churn_rates(flags: ir.Table, by: Sequence[str] = ()) -> ir.Table:
         value_mean=flags.value.mean(),
         lost_value_mean=ibis.cases((flags.lost, flags.value), else_=ibis.null("float64")).mean(),
     )
+    return _with_rates(agg)
+
+
+def _with_rates(agg: ir.Table) -> ir.Table:
+    # The rates of ``churn_rates`` from its counts and means.
     absolute = ratio(agg.lost_customers, agg.customers)
     relative = ibis.cases(
         (agg.lost_customers == 0, ibis.literal(0.0)),
         else_=absolute * ratio(agg.lost_value_mean, agg.value_mean),
     )
     return agg.mutate(absolute_churn_rate=absolute, relative_churn_rate=relative)
+
+
+def churn_per_period(
+    sources: Sources,
+    periods: Sequence[Period],
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    p_alive: ir.Table | None = None,
+    *,
+    by: Sequence[str] = (),
+    segments: ir.Table | None = None,
+    spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
+    drop_empty: bool = True,
+) -> ir.Table:
+    """``churn_rates`` of ``churn_flags`` for each period (and ``by`` group), computed per
+    customer rather than per customer and period.
+
+    The same numbers as ``churn_rates(churn_flags(...), ["period", *by])``: each customer's
+    row holds, for every period, whether a spell covers its start and its end and the value
+    (order revenue and subscription fees in the lookback), and one aggregation counts every
+    period at once. Periods without customers active at their start have no row, unless
+    ``drop_empty`` is False (one period and no ``by``: the row of ``churn_rates`` over no one).
+    """
+    as_of = utc(as_of)
+    for p in periods:
+        if p.end > as_of:
+            raise ValueError(
+                f"period {p.start.isoformat()}..{p.end.isoformat()} ends after as_of "
+                f"{as_of.isoformat()}: churn in it is not known yet"
+            )
+    if purchases is None:
+        purchases = purchase_sequence(sources.orders, as_of)
+    if spells is None:
+        spells = activity_spells(sources, as_of, settings, purchases=purchases)
+    ends = [epoch(p.end) for p in periods]
+    lookback = settings.churn_value_lookback_days
+
+    def covers(instant: int) -> ir.BooleanValue:
+        return count_if((spells.start_s <= instant) & (instant < spells.reach_s)) > 0
+
+    # A customer's spells all have the same basis.
+    t = spells.group_by(["customer_id", "basis"]).aggregate(
+        **{f"a_{i}": covers(epoch(p.start)) for i, p in enumerate(periods)},
+        **{f"e_{i}": covers(end) for i, end in enumerate(ends)},
+    )
+    t = t.filter(ibis.or_(*[t[f"a_{i}"] for i in range(len(periods))]))
+
+    # Only the orders inside some period's lookback are summed.
+    o = purchases.filter(purchases.o_s < max(ends))
+    if lookback is not None:
+        o = o.filter(o.o_s >= min(ends) - lookback * DAY)
+    sales = {}
+    for i, end in enumerate(ends):
+        in_window = o.o_s < end
+        if lookback is not None:
+            in_window = in_window & (o.o_s >= end - lookback * DAY)
+        sales[f"v_{i}"] = ibis.cases((in_window, o.revenue), else_=ibis.null("float64")).sum()
+    orders_value = o.group_by(v_customer_id=o.customer_id).aggregate(**sales)
+    t = t.left_join(orders_value, t.customer_id == orders_value.v_customer_id).drop("v_customer_id")
+    fees = subscription_fees(sources.subscriptions, periods_table(periods), lookback)
+    fees = fees.group_by(f_customer_id=fees.customer_id).aggregate(
+        **{
+            f"f_{i}": ibis.cases((fees.period == p.start.date(), fees.value)).sum()
+            for i, p in enumerate(periods)
+        }
+    )
+    t = t.left_join(fees, t.customer_id == fees.f_customer_id).drop("f_customer_id")
+    if p_alive is not None:
+        scores = p_alive.select(pa_customer_id=p_alive.customer_id, p_alive=p_alive.p_alive)
+        t = t.left_join(scores, t.customer_id == scores.pa_customer_id).drop("pa_customer_id")
+    t = _segmented(t, by, segments, sources)
+
+    aggregates = {}
+    for i, end in enumerate(ends):
+        active, lost = t[f"a_{i}"], ~t[f"e_{i}"]
+        if p_alive is not None and end == epoch(as_of):
+            lost = lost | (t.p_alive < settings.p_alive_churn_threshold).fill_null(False)
+        value = t[f"v_{i}"].fill_null(0.0) + t[f"f_{i}"].fill_null(0.0)
+        # Counting the customers (not summing flags) makes it 0, not null, over no rows.
+        aggregates[f"customers_{i}"] = ibis.cases((active, 1)).count()
+        aggregates[f"lost_{i}"] = count_if(active & lost)
+        aggregates[f"value_mean_{i}"] = ibis.cases((active, value)).mean()
+        aggregates[f"lost_value_mean_{i}"] = ibis.cases((active & lost, value)).mean()
+    agg = t.group_by(list(by)).aggregate(**aggregates) if by else t.aggregate(**aggregates)
+
+    # One row per period and group: pick each period's columns.
+    index = ibis.memtable(
+        {"i": list(range(len(periods))), "period": [p.start.date() for p in periods]},
+        schema={"i": "int64", "period": "date"},
+    )
+    rows = agg.cross_join(index)
+
+    def pick(name: str) -> ir.Value:
+        return ibis.cases(*[(rows.i == i, rows[f"{name}_{i}"]) for i in range(len(periods))])
+
+    rows = rows.select(
+        "period",
+        *by,
+        customers=pick("customers"),
+        lost_customers=pick("lost"),
+        value_mean=pick("value_mean"),
+        lost_value_mean=pick("lost_value_mean"),
+    )
+    if drop_empty:
+        rows = rows.filter(rows.customers > 0)
+    return _with_rates(rows)
 
 
 def _segmented(flags: ir.Table, by: Sequence[str], segments: ir.Table | None, sources: Sources):
@@ -428,10 +558,19 @@ def churn_rate(
     ``spells`` and ``purchases``: shared tables, as in ``churn_flags``.
     """
     period = default_period(as_of, settings) if start is None else Period(utc(start), utc(as_of))
-    flags = churn_flags(
-        sources, [period], as_of, settings, p_alive, spells=spells, purchases=purchases
+    rates = churn_per_period(
+        sources,
+        [period],
+        as_of,
+        settings,
+        p_alive,
+        by=by,
+        segments=segments,
+        spells=spells,
+        purchases=purchases,
+        drop_empty=bool(by),
     )
-    return churn_rates(_segmented(flags, by, segments, sources), by)
+    return rates.drop("period")
 
 
 def churn_trend(
@@ -453,8 +592,16 @@ def churn_trend(
     tables, as in ``churn_flags``.
     """
     grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
-    flags = churn_flags(sources, grid, as_of, settings, spells=spells, purchases=purchases)
-    return churn_rates(_segmented(flags, by, segments, sources), ["period", *by])
+    return churn_per_period(
+        sources,
+        grid,
+        as_of,
+        settings,
+        by=by,
+        segments=segments,
+        spells=spells,
+        purchases=purchases,
+    ).order_by(["period", *by])
 
 
 # --- Revenue retention (subscriptions) ---------------------------------------------------------

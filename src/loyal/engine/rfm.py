@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from loyal.engine.common import DAY, epoch, lookback_start, paid_orders, seconds, utc
+from loyal.engine.common import DAY, epoch, lookback_start, paid_order_values, utc
 from loyal.engine.settings import EngineSettings
 
 
@@ -74,14 +74,25 @@ CLASSIC_SEGMENT_MAP: tuple[RfmSegmentRule, ...] = (
 RFM_SEGMENTS = tuple(rule.segment for rule in CLASSIC_SEGMENT_MAP)
 
 
-def rfm_values(orders: ir.Table, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
-    """Per customer with a paid order: recency_days, frequency, monetary (see module docstring)."""
+def rfm_values(
+    orders: ir.Table,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
+    """Per customer with a paid order: recency_days, frequency, monetary (see module docstring).
+
+    ``purchases``: a shared ``common.purchase_sequence(orders, as_of)`` (or
+    ``common.paid_order_values``), read instead of the orders when given.
+    """
     as_of = utc(as_of)
-    paid = paid_orders(orders, as_of, since=lookback_start(as_of, settings.rfm_lookback_days))
+    paid = paid_order_values(orders, as_of) if purchases is None else purchases
+    since = lookback_start(as_of, settings.rfm_lookback_days)
+    if since is not None:
+        paid = paid.filter(paid.o_s >= epoch(since))
     agg = paid.group_by("customer_id").aggregate(
-        last_s=seconds(paid.ordered_at).max(),
-        frequency=paid.count(),
-        monetary=paid.revenue.fill_null(0.0).sum(),
+        last_s=paid.o_s.max(), frequency=paid.count(), monetary=paid.revenue.sum()
     )
     return agg.select(
         "customer_id",
@@ -150,9 +161,14 @@ def rfm(
     as_of: dt.datetime,
     settings: EngineSettings,
     segment_map: Sequence[RfmSegmentRule] = CLASSIC_SEGMENT_MAP,
+    *,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
-    """RFM values, scores and segment for every customer with a paid order."""
-    values = rfm_values(orders, as_of, settings)
+    """RFM values, scores and segment for every customer with a paid order.
+
+    ``purchases``: a shared ``common.purchase_sequence(orders, as_of)``.
+    """
+    values = rfm_values(orders, as_of, settings, purchases=purchases)
     return rfm_segments(rfm_scores(values, settings.rfm_bins), segment_map, settings.rfm_bins)
 
 

@@ -4,8 +4,10 @@
 step builds an Ibis expression with the analysis modules and runs it on the sources' backend.
 Intermediate tables that several steps read (the purchase sequence, coverage spells, valued
 customers, RFM scores) are materialised once on the backend (``execution.cache``) and released
-at the end; the per-customer table is read back from its executed Arrow table.
-The only computation after execution is the Kaplan-Meier fit (lifelines on the executed
+at the end, except the purchase sequence: the steps that read it run first, and it is released
+before the per-customer table (the largest result) is built. Later steps read that table back
+from its executed Arrow table.
+The only computation after execution is the Kaplan-Meier fit (NumPy on the executed
 durations) and the headline counts read off the already executed per-customer table.
 """
 
@@ -53,6 +55,7 @@ def customer_table(
     valued: ir.Table | None = None,
     scored: ir.Table | None = None,
     purchases: ir.Table | None = None,
+    ordered: bool = True,
 ) -> ir.Table:
     """One row per customer: attributes, stage, RFM, value classes (an Ibis expression).
 
@@ -63,16 +66,17 @@ def customer_table(
     return_class. This is also the table that rule segments (``segments``) are evaluated on.
     Needs a resolved churn window. ``spells``, ``valued`` (``value.customer_value``),
     ``scored`` (``rfm.rfm``) and ``purchases`` (``common.purchase_sequence``) may be passed in
-    when already computed.
+    when already computed. ``ordered=False`` leaves the rows in no particular order (for a
+    caller that sorts them itself); otherwise they are sorted by customer_id.
     """
     stages = lifecycle.customer_stages(
         sources, as_of, settings, p_alive, spells=spells, purchases=purchases
     )
     attrs = sources.customers.select(a_id="customer_id", **{c: c for c in _ATTRIBUTES})
     if scored is None:
-        scored = rfm.rfm(sources.orders, as_of, settings)
+        scored = rfm.rfm(sources.orders, as_of, settings, purchases=purchases)
     if valued is None:
-        valued = value.customer_value(sources, as_of, settings)
+        valued = value.customer_value(sources, as_of, settings, purchases=purchases)
     scored = scored.rename(r_id="customer_id")
     valued = valued.rename(v_id="customer_id", profit_rank="rank")
     t = stages.left_join(attrs, stages.customer_id == attrs.a_id).drop("a_id")
@@ -81,7 +85,8 @@ def customer_table(
         "v_id", "cum_customer_share", "cum_profit_share"
     )
     front = ["customer_id", *_ATTRIBUTES]
-    return t.select(*front, *[c for c in t.columns if c not in front]).order_by("customer_id")
+    t = t.select(*front, *[c for c in t.columns if c not in front])
+    return t.order_by("customer_id") if ordered else t
 
 
 @dataclass(frozen=True)
@@ -143,26 +148,34 @@ def _count(table: pa.Table, column: str, values: tuple[Any, ...]) -> int:
     return int(pc.sum(pc.is_in(table.column(column), pa.array(values))).as_py() or 0)
 
 
-def _kpis(
+def _activity_kpis(
     sources: Sources,
     as_of: dt.datetime,
     settings: EngineSettings,
-    customers: pa.Table,
     p_alive: ir.Table | None,
     spells: ir.Table,
     purchases: ir.Table,
-) -> dict[str, Any]:
+) -> dict[str, dict[str, Any]]:
+    """The KPI period's churn, stickiness, active users and revenue retention (one row each)."""
     period = metrics.default_period(as_of, settings)
-    churn = to_row(
-        metrics.churn_rate(
-            sources, as_of, settings, p_alive=p_alive, spells=spells, purchases=purchases
-        )
-    )
-    sticky = to_row(
-        stickiness.stickiness(sources, period.start, period.end, settings, purchases=purchases)
-    )
-    users = to_row(stickiness.active_users(sources.events, as_of, settings))
-    nrr = to_row(metrics.revenue_retention(sources.subscriptions, [period], as_of))
+    return {
+        "churn": to_row(
+            metrics.churn_rate(
+                sources, as_of, settings, p_alive=p_alive, spells=spells, purchases=purchases
+            )
+        ),
+        "sticky": to_row(
+            stickiness.stickiness(sources, period.start, period.end, settings, purchases=purchases)
+        ),
+        "users": to_row(stickiness.active_users(sources.events, as_of, settings)),
+        "nrr": to_row(metrics.revenue_retention(sources.subscriptions, [period], as_of)),
+    }
+
+
+def _kpis(
+    settings: EngineSettings, customers: pa.Table, activity: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    churn, sticky, users, nrr = (activity[k] for k in ("churn", "sticky", "users", "nrr"))
     stage = "stage"
     buyers = ("customer", "at_risk", "churned", "won_back")
     profit = pc.sum(customers.column("profit")).as_py()
@@ -216,6 +229,10 @@ def run_all(
     ctx: dict[str, Any] = {}
     cached: list[ir.Table] = []
 
+    def release(table_: ir.Table) -> None:
+        cached.remove(table_)
+        table_.release()
+
     def keep(name: str, expr: ir.Table) -> None:
         # Materialise a table that several steps read once on the backend (a temporary table on
         # DuckDB, a persisted frame on Spark).
@@ -240,8 +257,11 @@ def run_all(
                 "spells",
                 lambda: metrics.activity_spells(sources, as_of, s(), purchases=purchases),
             ),
-            ("valued", lambda: value.customer_value(sources, as_of, s())),
-            ("scored", lambda: rfm.rfm(sources.orders, as_of, s())),
+            ("valued", lambda: value.customer_value(sources, as_of, s(), purchases=purchases)),
+            ("scored", lambda: rfm.rfm(sources.orders, as_of, s(), purchases=purchases)),
+            # The customers' last orders: all that the stages read of the sequence, kept so the
+            # sequence can be released before the per-customer table is built.
+            ("last_orders", lambda: purchases.filter(purchases.next_s.isnull())),
         ):
             keep(name, build())
 
@@ -252,6 +272,9 @@ def run_all(
         return name, step
 
     def customers_step() -> None:
+        # Every step that reads the purchase sequence has run: free its memory for this one,
+        # the run's largest result.
+        release(ctx.pop("purchases"))
         expr = customer_table(
             sources,
             as_of,
@@ -260,17 +283,30 @@ def run_all(
             spells=ctx["spells"],
             valued=ctx["valued"],
             scored=ctx["scored"],
-            purchases=ctx["purchases"],
+            purchases=ctx["last_orders"],
+            ordered=False,
         )
-        out["customers"] = to_arrow(expr)
+        # Sorted in Arrow, one column at a time (each unsorted column is freed once its sorted
+        # copy exists): a sort on the backend, or of the whole table, would hold a second copy
+        # of every wide row at the run's peak of memory.
+        customers = to_arrow(expr)
+        order = pc.sort_indices(customers, [("customer_id", "ascending")])
+        schema, columns = customers.schema, []
+        while customers.num_columns:
+            columns.append(customers.column(0).take(order))
+            customers = customers.remove_column(0)
+        out["customers"] = pa.Table.from_arrays(columns, schema=schema)
         # Later steps read the executed table back (as an in-memory table) rather than having
         # the backend store a copy of it.
         ctx["customers"] = ibis.memtable(out["customers"])
 
-    def kpis_step() -> None:
-        out["kpis"] = _kpis(
-            sources, as_of, s(), out["customers"], p_alive, ctx["spells"], ctx["purchases"]
+    def activity_kpis_step() -> None:
+        ctx["activity_kpis"] = _activity_kpis(
+            sources, as_of, s(), p_alive, ctx["spells"], ctx["purchases"]
         )
+
+    def kpis_step() -> None:
+        out["kpis"] = _kpis(s(), out["customers"], ctx["activity_kpis"])
 
     def km_step() -> None:
         out["km_curves"] = _km(sources, as_of, s(), ctx["spells"])
@@ -286,8 +322,7 @@ def run_all(
         ("purchases", sequence),
         ("churn_window", resolve),
         ("shared", share),
-        ("customers", customers_step),
-        ("kpis", kpis_step),
+        ("activity_kpis", activity_kpis_step),
         table(
             "churn_trend",
             lambda: metrics.churn_trend(
@@ -302,7 +337,10 @@ def run_all(
             "stickiness_trend",
             lambda: stickiness.stickiness_trend(sources, as_of, s(), purchases=ctx["purchases"]),
         ),
-        table("lifecycle_counts", lambda: lifecycle.lifecycle_counts(sources, as_of, s())),
+        table(
+            "lifecycle_counts",
+            lambda: lifecycle.lifecycle_counts(sources, as_of, s(), purchases=ctx["purchases"]),
+        ),
         table(
             "cohort_matrix",
             lambda: cohorts.cohort_retention(sources, as_of, s(), purchases=ctx["purchases"]),
@@ -321,6 +359,8 @@ def run_all(
             lambda: cohorts.subscription_hazard(sources, as_of, s(), spells=ctx["spells"]),
         ),
         ("km_curves", km_step),
+        ("customers", customers_step),
+        ("kpis", kpis_step),
         table(
             "pareto",
             lambda: (

@@ -34,13 +34,14 @@ from loyal.engine.common import (
     epoch,
     events_between,
     paid_orders,
-    period_key,
+    period_index,
+    period_index_of,
+    period_index_of_seconds,
     purchase_sequence,
     ratio,
     seconds,
     utc,
 )
-from loyal.engine.metrics import periods_table
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
 
@@ -63,9 +64,9 @@ _COUNTS = (
 
 
 def _attach(spine: ir.Table, agg: ir.Table) -> ir.Table:
-    agg = agg.rename(a_period="period")
-    joined = spine.left_join(agg, spine.period == agg.a_period)
-    return joined.drop("a_period")
+    agg = agg.rename(a_idx="idx")
+    joined = spine.left_join(agg, spine.idx == agg.a_idx)
+    return joined.drop("a_idx")
 
 
 def _stickiness(
@@ -75,42 +76,67 @@ def _stickiness(
     settings: EngineSettings,
     purchases: ir.Table | None,
 ) -> ir.Table:
+    # Periods are numbered by integers (``period_index``; 0 for one window without a calendar
+    # period), cheaper to compute and group by than truncated dates.
     start, end = grid[0].start, grid[-1].end
+    start_s, end_s = epoch(start), epoch(end)
 
-    def keyed(table: ir.Table, ts: ir.TimestampValue) -> ir.Table:
-        # One window: every row belongs to it; calendar periods: the period containing ts.
-        key = ibis.literal(start.date()) if freq is None else period_key(ts, freq)
-        return table.mutate(period=key)
+    def index(ts: ir.TimestampValue) -> ir.IntegerValue:
+        return ibis.literal(0, "int64") if freq is None else period_index(ts, freq)
 
     ev = events_between(sources.events, start, end)
-    ev = keyed(ev, ev.occurred_at)
-    e_agg = ev.group_by("period").aggregate(
-        visitors=ev.customer_id.nunique(),
+    ev = ev.mutate(idx=index(ev.occurred_at))
+    e_agg = ev.group_by("idx").aggregate(
         sessions=ev.session_id.nunique(),
         events=ev.count(),
         page_views=count_if(ev.event_type.isin(settings.page_view_event_types)),
         clicks=count_if(ev.event_type.isin(settings.click_event_types)),
         dwell_seconds=ev.dwell_seconds.sum(),
     )
-    days = ev.select("period", "customer_id", day=period_key(ev.occurred_at, "day")).distinct()
-    d_agg = days.group_by("period").aggregate(active_user_days=days.count())
+    # Distinct customer-days give the active days, and the visitors (one row per customer and
+    # period) are read off them rather than off the events again.
+    days = ev.select("idx", "customer_id", day=seconds(ev.occurred_at) // DAY).distinct()
+    d_agg = days.group_by("idx").aggregate(active_user_days=days.count())
+    visitors = days.select("idx", "customer_id").distinct()
+    v_agg = visitors.group_by("idx").aggregate(visitors=visitors.count())
 
-    od = paid_orders(sources.orders, end, since=start)
-    od = keyed(od, od.ordered_at)
-    per_buyer = od.group_by(["period", "customer_id"]).aggregate(n=od.count(), rev=od.revenue.sum())
-    o_agg = per_buyer.group_by("period").aggregate(
-        buyers=per_buyer.count(),
-        orders=per_buyer.n.sum(),
-        revenue=per_buyer.rev.sum(),
-        repeat_buyers=count_if(per_buyer.n >= 2),
-    )
-    visitors = ev.select("period", "customer_id").distinct()
-    buyers = per_buyer.select(b_period="period", b_customer_id="customer_id")
+    if purchases is not None and freq == "month":
+        # Calendar months straight from the sequence: a customer's first order of a month
+        # makes them a buyer in it, and a repeat buyer when their next order is in that month.
+        od = purchases.filter((purchases.o_s >= start_s) & (purchases.o_s < end_s))
+        od = od.mutate(idx=od.month.cast("int64"))
+        o_agg = od.group_by("idx").aggregate(
+            buyers=count_if(od.new_month),
+            orders=od.count(),
+            revenue=od.revenue.sum(),
+            repeat_buyers=count_if(od.new_month & (od.next_month == od.month)),
+        )
+        firsts = od.filter(od.new_month)
+        buyers = firsts.select(b_idx="idx", b_customer_id="customer_id")
+    else:
+        if purchases is None:
+            od = paid_orders(sources.orders, end, since=start)
+            od = od.select("customer_id", idx=index(od.ordered_at), revenue=od.revenue)
+        else:
+            od = purchases.filter((purchases.o_s >= start_s) & (purchases.o_s < end_s))
+            idx = (
+                ibis.literal(0, "int64") if freq is None else period_index_of_seconds(od.o_s, freq)
+            )
+            od = od.select("customer_id", "revenue", idx=idx)
+        per_buyer = od.group_by(["idx", "customer_id"]).aggregate(
+            n=od.count(), rev=od.revenue.sum()
+        )
+        o_agg = per_buyer.group_by("idx").aggregate(
+            buyers=per_buyer.count(),
+            orders=per_buyer.n.sum(),
+            revenue=per_buyer.rev.sum(),
+            repeat_buyers=count_if(per_buyer.n >= 2),
+        )
+        buyers = per_buyer.select(b_idx="idx", b_customer_id="customer_id")
     conv = visitors.inner_join(
-        buyers,
-        (visitors.period == buyers.b_period) & (visitors.customer_id == buyers.b_customer_id),
+        buyers, (visitors.idx == buyers.b_idx) & (visitors.customer_id == buyers.b_customer_id)
     )
-    c_agg = conv.group_by("period").aggregate(converted_visitors=conv.count())
+    c_agg = conv.group_by("idx").aggregate(converted_visitors=conv.count())
 
     # Cumulative repeat purchase: when did each customer place their first and second order?
     # (Orders at or after ``end`` do not change which orders come before ``end``, so a
@@ -122,17 +148,25 @@ def _stickiness(
         first_s=ibis.cases((early.n == 1, early.o_s)).min(),
         second_s=ibis.cases((early.n == 2, early.o_s)).min(),
     )
-    ptable = periods_table(grid)
+    ptable = ibis.memtable(
+        {
+            "period": [p.start.date() for p in grid],
+            "idx": [0 if freq is None else period_index_of(p.start, freq) for p in grid],
+            "p_end_s": [epoch(p.end) for p in grid],
+        },
+        schema={"period": "date", "idx": "int64", "p_end_s": "int64"},
+    )
     cj = firsts.cross_join(ptable)
-    cum = cj.group_by(period=cj.p_period).aggregate(
+    cum = cj.group_by("idx").aggregate(
         cumulative_buyers=count_if(cj.first_s < cj.p_end_s),
         cumulative_repeat_buyers=count_if(cj.second_s < cj.p_end_s),
     )
 
-    t = ptable.select(period=ptable.p_period)
-    for agg in (e_agg, d_agg, o_agg, c_agg, cum):
+    t = ptable.select("period", "idx")
+    for agg in (v_agg, e_agg, d_agg, o_agg, c_agg, cum):
         t = _attach(t, agg)
     t = t.mutate(**{c: t[c].fill_null(0) for c in _COUNTS})
+    t = t.select("period", *_COUNTS)
     return t.mutate(
         pages_per_session=ratio(t.page_views, t.sessions),
         clicks_per_user=ratio(t.clicks, t.visitors),

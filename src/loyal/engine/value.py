@@ -36,7 +36,15 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from loyal.engine.common import Period, count_if, lookback_start, paid_orders, ratio, utc
+from loyal.engine.common import (
+    Period,
+    count_if,
+    epoch,
+    lookback_start,
+    paid_order_values,
+    ratio,
+    utc,
+)
 from loyal.engine.metrics import periods_table, subscription_fees
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
@@ -81,23 +89,34 @@ def cost_to_serve(interactions: ir.Table, as_of: dt.datetime, settings: EngineSe
     return agg.mutate(cost_to_serve=agg.contact_cost + agg.complaint_cost + agg.compensation_cost)
 
 
-def customer_profit(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
+def customer_profit(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
     """Per valued customer: order_revenue, subscription_revenue, revenue, cost_of_goods, margin,
     contacts, complaints, compensations, cost_to_serve and profit over the value window (see
-    the module docstring)."""
+    the module docstring). ``purchases``: a shared ``common.purchase_sequence(sources.orders,
+    as_of)``, read instead of the orders when given."""
     as_of = utc(as_of)
     since = lookback_start(as_of, settings.value_lookback_days)
     subs = sources.subscriptions.filter(sources.subscriptions.started_at < as_of)
-    ever = paid_orders(sources.orders, as_of).select("customer_id")
-    o = paid_orders(sources.orders, as_of, since=since)
+    o = paid_order_values(sources.orders, as_of) if purchases is None else purchases
+    # One pass over every paid order: each customer who ever bought, with the window's sums.
+    in_window = ibis.literal(True) if since is None else o.o_s >= epoch(since)
     sales = o.group_by("customer_id").aggregate(
-        order_revenue=o.revenue.fill_null(0.0).sum(), cost_of_goods=o.cost.fill_null(0.0).sum()
+        order_revenue=ibis.cases((in_window, o.revenue), else_=0.0).sum(),
+        cost_of_goods=ibis.cases((in_window, o.cost), else_=0.0).sum(),
     )
     window = periods_table([Period(as_of, as_of)])
     fees = subscription_fees(subs, window, settings.value_lookback_days)
     fees = fees.select("customer_id", subscription_revenue=fees.value)
     serve = cost_to_serve(sources.interactions, as_of, settings)
-    ids = ever.union(subs.select("customer_id"), serve.select("customer_id"), distinct=True)
+    ids = sales.select("customer_id").union(
+        subs.select("customer_id"), serve.select("customer_id"), distinct=True
+    )
     t = ids
     for part in (sales, fees, serve):
         part = part.rename(j_id="customer_id")
@@ -180,9 +199,16 @@ def return_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
     return t.mutate(return_class=cls).drop("_pos", "_above", "_n")
 
 
-def customer_value(sources: Sources, as_of: dt.datetime, settings: EngineSettings) -> ir.Table:
-    """``customer_profit`` with ``abc_classes`` and ``return_classes`` added."""
-    profit = customer_profit(sources, as_of, settings)
+def customer_value(
+    sources: Sources,
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    *,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
+    """``customer_profit`` with ``abc_classes`` and ``return_classes`` added (``purchases``:
+    as in ``customer_profit``)."""
+    profit = customer_profit(sources, as_of, settings, purchases=purchases)
     return return_classes(abc_classes(profit, settings), settings)
 
 
