@@ -8,11 +8,15 @@ defined in ``loyal.engine.churn_features``; their public names are re-exported h
 
 *Snapshots*: the model learns from several past ``as_of`` dates (every ``snapshot_step_days``
 back from the newest date whose label is known), each row a subscriber at that date with their
-features then and what happened in the following ``horizon_days``.
+features then and what happened in the following ``horizon_days``. Snapshots are executed a few
+dates per query (``DATES_PER_QUERY``) and each contributes a seeded sample of at most
+``max_rows_per_snapshot`` subscribers, so memory stays flat however many customers there are.
 
 *Back-test* (``backtest``): standing at ``as_of``, the test snapshot is ``as_of - horizon`` (its
 labels are known by ``as_of``); training uses only snapshots whose label window ends at or before
-the test snapshot, so no outcome the model learns from lies after the test snapshot date.
+the test snapshot, so no outcome the model learns from lies after the test snapshot date. The
+whole test snapshot is scored. ``backtest_and_fit`` runs the back-test and the final fit (on every
+snapshot whose label is known at ``as_of``) in one pass over the snapshot dates.
 Everything is computed on ``known_at(sources, as_of)``: the records as they stood at ``as_of``.
 """
 
