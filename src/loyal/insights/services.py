@@ -114,18 +114,26 @@ def run_analysis(
                 backend.disconnect()
         results = analysis.results
         scores = _score_table(analysis)
+        kpis = _kpis(analysis)
+        charts = {
+            name: _rows(table, thin=name == "pareto") for name, table in _charts(analysis).items()
+        }
+        fitted_models = _json_safe(_fitted_models(analysis))
+        # What is left to store is in scores, results, kpis and charts: let the suggestions,
+        # actions and models' tables go before the database needs memory of its own.
+        del analysis
         with transaction.atomic():
             changes = _store_scores(run, results.as_of, scores)
-            uncounted = store_segments(run, _segment_table(results.customers, scores))
+            segment_table = _segment_table(results.customers, scores)
+            del scores
+            uncounted = store_segments(run, segment_table)
+            del segment_table
             KpiSnapshot.objects.bulk_create(
                 KpiSnapshot(run=run, as_of=as_of, kpi=name, value=_number(value))
-                for name, value in _kpis(analysis).items()
+                for name, value in kpis.items()
             )
-            run.charts = {
-                name: _rows(table, thin=name == "pareto")
-                for name, table in _charts(analysis).items()
-            }
-            run.fitted_models = _json_safe(_fitted_models(analysis))
+            run.charts = charts
+            run.fitted_models = fitted_models
             run.settings = _json_safe(results.settings.__dict__)
             run.customers = results.customers.num_rows
             run.status = AnalysisRun.Status.DONE
