@@ -106,9 +106,9 @@ _QUERIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
-# Rows per Parquet row group. The drivers hand over small batches (SQLite's a few hundred rows):
-# written as they come, the files would hold thousands of tiny row groups, slow to write and to
-# scan. About 131k rows is DuckDB's own row group size; one group stays a few MB in memory.
+# Rows per Parquet row group. The ADBC drivers hand over small batches (SQLite's 1,024 rows by
+# default): written as they come, the files would hold thousands of tiny row groups, slow to write
+# and to scan. 131,072 rows is a row group of DuckDB's own size, and a few tens of MB in memory.
 ROW_GROUP_ROWS = 131_072
 
 
