@@ -416,6 +416,100 @@ def test_score_gives_every_current_subscriber_a_probability():
     assert 0.05 < p.mean() < 0.4
 
 
+# --- Memory: snapshots a few dates at a time, sampled, scored in batches ---------------------------
+
+
+def test_snapshot_frame_is_the_same_one_date_per_query(duck, monkeypatch):
+    sources = hand_sources(duck, later=True)
+    dates = [ts("2025-03-01"), ts("2025-04-01"), ts("2025-05-01"), AS_OF]
+    together = churn.snapshot_frame(sources, dates, horizon_days=60)
+    monkeypatch.setattr(churn, "DATES_PER_QUERY", 1)
+    apart = churn.snapshot_frame(sources, dates, horizon_days=60)
+    pd.testing.assert_frame_equal(together, apart)
+    assert set(together.snapshot) == {pd.Timestamp(d) for d in dates}
+
+
+def test_compact_snapshots_hold_float32_features_of_the_same_values(duck):
+    sources = hand_sources(duck)
+    [(date, exact)] = churn.snapshot_batches(sources, [AS_OF], 60)
+    [(_, compact)] = churn.snapshot_batches(sources, [AS_OF], 60, compact=True)
+    assert date == AS_OF
+    assert all(compact[name].dtype == "float32" for name in churn.NUMERIC)
+    assert compact[list(churn.CATEGORICAL)].equals(exact[list(churn.CATEGORICAL)])
+    for name in churn.NUMERIC:
+        expected = exact[name].to_numpy(dtype=float)
+        assert compact[name].to_numpy(dtype=float) == pytest.approx(expected, nan_ok=True)
+
+
+def test_sample_snapshot_caps_rows_reproducibly_in_order():
+    frame = pd.DataFrame({"customer_id": range(1000), "x": range(1000)})
+    date = ts("2025-05-01")
+    sample = churn.sample_snapshot(frame, date, max_rows=100, random_state=0)
+    assert len(sample) == 100 and sample.customer_id.is_unique
+    assert sample.customer_id.is_monotonic_increasing  # kept in the snapshot's order
+    assert set(sample.customer_id) <= set(frame.customer_id)
+    again = churn.sample_snapshot(frame, date, max_rows=100, random_state=0)
+    pd.testing.assert_frame_equal(sample, again)
+    other_day = churn.sample_snapshot(frame, ts("2025-05-16"), max_rows=100, random_state=0)
+    other_seed = churn.sample_snapshot(frame, date, max_rows=100, random_state=1)
+    assert not sample.customer_id.equals(other_day.customer_id)
+    assert not sample.customer_id.equals(other_seed.customer_id)
+    # Under the cap, or without one, every row is kept.
+    assert churn.sample_snapshot(frame, date, max_rows=1000, random_state=0) is frame
+    assert churn.sample_snapshot(frame, date, max_rows=None, random_state=0) is frame
+
+
+def test_training_frame_takes_at_most_the_cap_per_snapshot():
+    sources = demo_sources()
+    newest = DEFAULT_AS_OF - dt.timedelta(days=60)
+    model = churn.ChurnModel(max_rows_per_snapshot=150, max_snapshots=6)
+    sampled = churn.training_frame(sources, newest, model)
+    every_row = churn.training_frame(
+        sources, newest, clone(model).set_params(max_rows_per_snapshot=None)
+    )
+    sizes = sampled.groupby("snapshot").size()
+    assert len(sizes) == 6 and (sizes == 150).all()
+    assert (every_row.groupby("snapshot").size() > 150).all()
+    # The sample is made of real rows: each one is in the full frame, unchanged.
+    keys = ["snapshot", "customer_id"]
+    merged = sampled.merge(every_row, on=keys, suffixes=("", "_all"))
+    assert len(merged) == len(sampled)
+    assert (merged.churned == merged.churned_all).all()
+
+
+def test_backtest_with_sampled_snapshots_keeps_the_time_split():
+    model = churn.ChurnModel(max_rows_per_snapshot=200)
+    bt = churn.backtest(demo_sources(), DEFAULT_AS_OF, model)
+    horizon = dt.timedelta(days=bt.horizon_days)
+    assert bt.train_rows <= 200 * len(bt.train_snapshots)
+    assert max(bt.train_snapshots) <= bt.test_snapshot - horizon
+    assert max(bt.model.calibration_snapshots_) <= bt.test_snapshot - horizon
+    # The whole test snapshot is scored, not a sample of it.
+    assert bt.test_rows == demo_backtest().test_rows > 200
+
+
+def test_backtest_and_fit_match_backtest_and_fit_history():
+    sources = demo_sources()
+    tested, fitted = churn.backtest_and_fit(sources, DEFAULT_AS_OF)
+    assert tested == demo_backtest()  # every metric and the calibration table
+    pd.testing.assert_frame_equal(tested.test, demo_backtest().test)
+    alone = churn.fit_history(sources, DEFAULT_AS_OF)
+    assert fitted is not None
+    assert fitted.train_snapshots_ == alone.train_snapshots_
+    current = churn.current_frame(sources, DEFAULT_AS_OF)
+    assert fitted.churn_probability(current) == pytest.approx(alone.churn_probability(current))
+
+
+def test_scores_in_batches_equal_scores_in_one_pass(monkeypatch):
+    bt = demo_backtest()
+    one_pass = bt.model.predict_proba(bt.test)
+    monkeypatch.setattr(churn, "SCORE_BATCH_ROWS", 97)
+    batched = bt.model.predict_proba(bt.test)
+    assert len(bt.test) > 97 * 3
+    assert batched.shape == one_pass.shape == (len(bt.test), 2)
+    assert batched == pytest.approx(one_pass, rel=1e-12, abs=1e-15)
+
+
 @pytest.mark.spark
 def test_features_and_labels_agree_on_duckdb_and_spark(duck, spark):
     results = {}

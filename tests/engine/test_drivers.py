@@ -131,6 +131,53 @@ def test_reasons_table_holds_one_row_per_reason():
     assert drivers.reasons_table({}).num_rows == 0
 
 
+class CountingRisk(LinearRisk):
+    """LinearRisk that remembers how many rows each call scored."""
+
+    def __init__(self) -> None:
+        self.rows_per_call: list[int] = []
+
+    def churn_probability(self, X: pd.DataFrame) -> np.ndarray:
+        self.rows_per_call.append(len(X))
+        return super().churn_probability(X)
+
+
+def labelled_frame(customers: int) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    frame = frame_of(*({"customer_id": i} for i in range(customers)))
+    frame["days_since_last_event"] = rng.uniform(0, 90, customers)
+    frame["unresolved_complaints_90d"] = rng.poisson(0.3, customers)
+    frame["churned"] = rng.uniform(size=customers) < 0.1 + frame.days_since_last_event / 200
+    return frame
+
+
+def test_global_drivers_are_measured_on_a_seeded_sample_of_at_most_max_rows():
+    frame = labelled_frame(3000)
+    model = CountingRisk()
+    found = drivers.global_drivers(model, frame, max_rows=400)
+    [rows] = model.rows_per_call  # every variant in one call
+    assert rows % 400 == 0
+    again = drivers.global_drivers(CountingRisk(), frame, max_rows=400)
+    assert found == again  # the same sample, the same drivers
+    assert found[0].name == "activity" and found[0].direction == "up"
+    whole = CountingRisk()
+    drivers.global_drivers(whole, frame, max_rows=None)
+    assert whole.rows_per_call[0] == rows // 400 * len(frame)
+    with pytest.raises(ValueError, match="max_rows"):
+        drivers.global_drivers(model, frame, max_rows=0)
+
+
+def test_reasons_in_batches_equal_reasons_in_one_pass(monkeypatch):
+    frame = labelled_frame(500).drop(columns="churned")
+    one_pass = drivers.customer_reasons(LinearRisk(), frame)
+    monkeypatch.setattr(drivers, "REASON_BATCH_ROWS", 60)
+    model = CountingRisk()
+    batched = drivers.customer_reasons(model, frame)
+    assert batched == one_pass and list(batched) == list(one_pass)
+    assert max(model.rows_per_call) == 60 * (1 + len(drivers.DRIVERS))
+    assert len(model.rows_per_call) == 9  # 500 customers, 60 at a time
+
+
 def test_input_checks_say_how_to_fix():
     with pytest.raises(ValueError, match="churned"):
         drivers.global_drivers(LinearRisk(), frame_of({"customer_id": 1}))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from loyal.engine.sources import SCHEMAS
 from loyal.imports.services import load_tables
-from loyal.insights.sources import snapshot_records
+from loyal.insights import sources
+from loyal.insights.sources import _row_groups, snapshot_records
 from tests.conftest import at, customers_table, kind_table, orders_table
 
 # ADBC reads on its own connection, so the rows must be committed.
@@ -87,3 +89,24 @@ def test_records_are_read_with_engine_schemas(tmp_path):
     assert subscription["monthly_amount"] == pytest.approx(10.0)
     assert subscription["ended_at"] is None
     assert tables["events"].num_rows == 0
+
+
+def test_small_batches_are_regrouped_into_row_groups_of_the_given_size():
+    batches = [pa.table({"n": pa.array(range(start, start + size), pa.int64())}) for start, size in
+               ((0, 3), (3, 4), (7, 0), (7, 9), (16, 1))]  # fmt: skip
+    groups = list(_row_groups(batches, 5))
+    assert [g.num_rows for g in groups] == [5, 5, 5, 2]
+    assert [n for g in groups for n in g["n"].to_pylist()] == list(range(17))
+    assert list(_row_groups([], 5)) == []
+
+
+def test_snapshot_files_are_written_in_row_groups(tmp_path, monkeypatch):
+    load_tables(
+        "customers",
+        [customers_table([{"external_id": "C{}".format(i)} for i in range(5)])],
+    )
+    monkeypatch.setattr(sources, "ROW_GROUP_ROWS", 2)
+    paths = snapshot_records(tmp_path)
+    metadata = pq.ParquetFile(paths["customers"]).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sizes == [2, 2, 1]

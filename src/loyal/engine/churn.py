@@ -8,11 +8,15 @@ defined in ``loyal.engine.churn_features``; their public names are re-exported h
 
 *Snapshots*: the model learns from several past ``as_of`` dates (every ``snapshot_step_days``
 back from the newest date whose label is known), each row a subscriber at that date with their
-features then and what happened in the following ``horizon_days``.
+features then and what happened in the following ``horizon_days``. Snapshots are executed a few
+dates per query (``DATES_PER_QUERY``) and each contributes a seeded sample of at most
+``max_rows_per_snapshot`` subscribers, so memory stays flat however many customers there are.
 
 *Back-test* (``backtest``): standing at ``as_of``, the test snapshot is ``as_of - horizon`` (its
 labels are known by ``as_of``); training uses only snapshots whose label window ends at or before
-the test snapshot, so no outcome the model learns from lies after the test snapshot date.
+the test snapshot, so no outcome the model learns from lies after the test snapshot date. The
+whole test snapshot is scored. ``backtest_and_fit`` runs the back-test and the final fit (on every
+snapshot whose label is known at ``as_of``) in one pass over the snapshot dates.
 Everything is computed on ``known_at(sources, as_of)``: the records as they stood at ``as_of``.
 """
 
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -53,7 +58,7 @@ from loyal.engine.churn_features import (
     snapshots_table,
 )
 from loyal.engine.common import utc
-from loyal.engine.execution import to_pandas, to_scalar
+from loyal.engine.execution import to_arrow, to_scalar
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
 
@@ -84,42 +89,146 @@ def snapshot_dates(
     return [newest - step for step in steps if newest - step >= earliest][::-1]
 
 
+# Snapshot dates computed per query: every date multiplies the rows the feature query joins
+# (subscribers x events...), so a few at a time keep DuckDB and the frames small.
+DATES_PER_QUERY = 4
+
+# Rows of one snapshot the model learns from, at most (a seeded sample of the subscribers).
+MAX_ROWS_PER_SNAPSHOT = 10_000
+
+# Rows scored per call of the trees and calibrator.
+SCORE_BATCH_ROWS = 100_000
+
+
+def _frame_columns(horizon_days: int | None) -> list[str]:
+    return [SNAPSHOT, "customer_id", *FEATURES] + ([] if horizon_days is None else [LABEL])
+
+
+def snapshot_batches(
+    sources: Sources,
+    dates: Sequence[dt.datetime],
+    horizon_days: int | None = 60,
+    settings: EngineSettings | None = None,
+    *,
+    compact: bool = False,
+) -> Iterator[tuple[dt.datetime, pd.DataFrame]]:
+    """``(date, frame)`` for every date, oldest first: the features (and labels unless
+    ``horizon_days`` is None) of the subscribers at that date, as ``snapshot_frame`` has them.
+
+    The dates are executed ``DATES_PER_QUERY`` at a time, so only that many snapshots are ever in
+    memory. ``compact`` gives the numeric features as float32 (half the memory; the model reads
+    them as float64 bins, and float32 keeps 7 significant digits).
+    """
+    columns = _frame_columns(horizon_days)
+    instants = sorted({utc(date, "snapshot date") for date in dates})
+    for first in range(0, len(instants), DATES_PER_QUERY):
+        chunk = instants[first : first + DATES_PER_QUERY]
+        expr = snapshot_features(sources, chunk, settings)
+        if horizon_days is not None:
+            labels = snapshot_labels(sources.subscriptions, chunk, horizon_days)
+            labels = labels.rename(j_snapshot=SNAPSHOT, j_id="customer_id")
+            expr = expr.join(
+                labels, [expr[SNAPSHOT] == labels.j_snapshot, expr.customer_id == labels.j_id]
+            ).order_by(list(_KEYS))
+        table = to_arrow(expr).select(columns)
+        if compact:
+            table = _float32_features(table)
+        frame = table.to_pandas()
+        del table
+        dates_of_rows = frame[SNAPSHOT]
+        for date in chunk:
+            yield (
+                date,
+                frame[(dates_of_rows == pd.Timestamp(date)).to_numpy()].reset_index(drop=True),
+            )
+
+
+def _float32_features(table: pa.Table) -> pa.Table:
+    for name in NUMERIC:
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, pc.cast(table.column(name), pa.float32()))
+    return table
+
+
 def snapshot_frame(
     sources: Sources,
     dates: Sequence[dt.datetime],
     horizon_days: int | None = 60,
     settings: EngineSettings | None = None,
 ) -> pd.DataFrame:
-    """Execute the features (and labels unless ``horizon_days`` is None) at every date, in one
-    query: columns ``snapshot``, customer_id, the features[, churned]."""
-    columns = [SNAPSHOT, "customer_id", *FEATURES] + ([] if horizon_days is None else [LABEL])
-    if not dates:
-        return pd.DataFrame(columns=columns)
-    expr = snapshot_features(sources, dates, settings)
-    if horizon_days is not None:
-        labels = snapshot_labels(sources.subscriptions, dates, horizon_days)
-        labels = labels.rename(j_snapshot=SNAPSHOT, j_id="customer_id")
-        expr = expr.join(
-            labels, [expr[SNAPSHOT] == labels.j_snapshot, expr.customer_id == labels.j_id]
-        ).order_by(list(_KEYS))
-    return to_pandas(expr)[columns]
+    """Execute the features (and labels unless ``horizon_days`` is None) at every date:
+    columns ``snapshot``, customer_id, the features[, churned], by snapshot then customer."""
+    frames = [frame for _, frame in snapshot_batches(sources, dates, horizon_days, settings)]
+    if not frames:
+        return pd.DataFrame(columns=_frame_columns(horizon_days))
+    return pd.concat(frames, ignore_index=True)
+
+
+def sample_snapshot(
+    frame: pd.DataFrame, date: dt.datetime, max_rows: int | None, random_state: int
+) -> pd.DataFrame:
+    """At most ``max_rows`` rows of one snapshot's ``frame``, drawn without replacement and kept
+    in their order. The draw is seeded by ``random_state`` and the date, so a snapshot gives the
+    same rows whichever other snapshots are read with it."""
+    if max_rows is None or len(frame) <= max_rows:
+        return frame
+    day = int(utc(date, "snapshot date").timestamp()) // 86_400
+    rng = np.random.default_rng([random_state, day])
+    keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
+    return frame.iloc[keep].reset_index(drop=True)
+
+
+def _training_dates(sources: Sources, newest: dt.datetime, model: ChurnModel) -> list[dt.datetime]:
+    first = to_scalar(sources.subscriptions.started_at.min())
+    if first is None:
+        raise ValueError("there are no subscriptions: a churn model needs contractual customers")
+    return snapshot_dates(
+        newest,
+        first + dt.timedelta(days=model.snapshot_step_days),
+        model.snapshot_step_days,
+        model.max_snapshots,
+    )
 
 
 def training_frame(
     sources: Sources, newest: dt.datetime, model: ChurnModel, settings: EngineSettings | None = None
 ) -> pd.DataFrame:
     """Labelled snapshots for ``model``: every ``model.snapshot_step_days`` back from ``newest``
-    to the first subscription start, at most ``model.max_snapshots``."""
-    first = to_scalar(sources.subscriptions.started_at.min())
-    if first is None:
-        raise ValueError("there are no subscriptions: a churn model needs contractual customers")
-    dates = snapshot_dates(
-        newest,
-        first + dt.timedelta(days=model.snapshot_step_days),
-        model.snapshot_step_days,
-        model.max_snapshots,
-    )
-    return snapshot_frame(sources, dates, model.horizon_days, settings)
+    to the first subscription start, at most ``model.max_snapshots``, each sampled down to
+    ``model.max_rows_per_snapshot`` rows (``sample_snapshot``); numeric features as float32."""
+    dates = _training_dates(sources, newest, model)
+    samples, _ = _labelled_samples(sources, dates, model, settings)
+    return _stack(samples, dates, model.horizon_days)
+
+
+def _labelled_samples(
+    sources: Sources,
+    dates: Sequence[dt.datetime],
+    model: ChurnModel,
+    settings: EngineSettings | None,
+    keep_whole: dt.datetime | None = None,
+) -> tuple[dict[dt.datetime, pd.DataFrame], pd.DataFrame | None]:
+    """Each date's labelled snapshot sampled for training, and the whole snapshot at
+    ``keep_whole`` (one of the dates) when given."""
+    samples: dict[dt.datetime, pd.DataFrame] = {}
+    whole = None
+    batches = snapshot_batches(sources, dates, model.horizon_days, settings, compact=True)
+    for date, frame in batches:
+        samples[date] = sample_snapshot(
+            frame, date, model.max_rows_per_snapshot, model.random_state
+        )
+        if date == keep_whole:
+            whole = frame
+    return samples, whole
+
+
+def _stack(
+    samples: Mapping[dt.datetime, pd.DataFrame], dates: Sequence[dt.datetime], horizon_days: int
+) -> pd.DataFrame:
+    frames = [samples[date] for date in sorted(dates)]
+    if not frames:
+        return pd.DataFrame(columns=_frame_columns(horizon_days))
+    return pd.concat(frames, ignore_index=True)
 
 
 # --- The model ---------------------------------------------------------------------------------
@@ -144,6 +253,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     strictly monotone, so per-customer comparisons (``drivers.customer_reasons``) keep their
     order; ``"isotonic"`` fits a step function and needs more data.
 
+    ``max_rows_per_snapshot`` caps the rows each snapshot contributes when the training frame
+    is built (``training_frame``, ``backtest_and_fit``): a seeded sample (``sample_snapshot``).
+    It keeps memory flat whatever the size of the store; on the 1,000,000-customer demo store
+    (about 31,000 subscribers per date) the back-test AUC moved from 0.711 to 0.710.
+
     Learned: ``estimator_`` (the trees), ``calibrator_``, ``categories_`` (the categories of each
     categorical feature seen in training), ``train_snapshots_``, ``calibration_snapshots_``.
     """
@@ -154,6 +268,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         horizon_days: int = 60,
         snapshot_step_days: int = 15,
         max_snapshots: int = 48,
+        max_rows_per_snapshot: int | None = MAX_ROWS_PER_SNAPSHOT,
         calibration: str = "sigmoid",
         calibration_days: int = 90,
         learning_rate: float = 0.05,
@@ -167,6 +282,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.horizon_days = horizon_days
         self.snapshot_step_days = snapshot_step_days
         self.max_snapshots = max_snapshots
+        self.max_rows_per_snapshot = max_rows_per_snapshot
         self.calibration = calibration
         self.calibration_days = calibration_days
         self.learning_rate = learning_rate
@@ -185,6 +301,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             )
         if self.calibration_days < 1:
             raise ValueError(f"calibration_days must be >= 1, got {self.calibration_days!r}")
+        if self.max_rows_per_snapshot is not None and self.max_rows_per_snapshot < 1:
+            raise ValueError(
+                "max_rows_per_snapshot must be >= 1 or None (every row), "
+                f"got {self.max_rows_per_snapshot!r}"
+            )
 
     def fit(self, X: pd.DataFrame, y: Any, snapshots: Any) -> ChurnModel:
         """Fit on feature rows ``X`` (the ``FEATURES`` columns), labels ``y`` (1 = churned) and
@@ -263,13 +384,21 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             )
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated probabilities, shape (rows, 2): column 1 is P(churn within the horizon)."""
+        """Calibrated probabilities, shape (rows, 2): column 1 is P(churn within the horizon).
+
+        Rows are scored ``SCORE_BATCH_ROWS`` at a time: each row's probability depends on that
+        row alone, and the float64 copy of the features stays one batch long.
+        """
         self._check_fitted()
         _check_columns(X)
-        if len(X) == 0:
-            return np.zeros((0, 2))
+        probabilities = np.zeros((len(X), 2))
         with self._threads():
-            return self.calibrator_.predict_proba(self._prepare(X))
+            for start in range(0, len(X), SCORE_BATCH_ROWS):
+                batch = X.iloc[start : start + SCORE_BATCH_ROWS]
+                probabilities[start : start + len(batch)] = self.calibrator_.predict_proba(
+                    self._prepare(batch)
+                )
+        return probabilities
 
     def churn_probability(self, X: pd.DataFrame) -> np.ndarray:
         """P(churn within the horizon) per row of ``X``."""
@@ -346,12 +475,70 @@ def backtest(
 ) -> Backtest:
     """Train on the snapshots whose labels were known at ``as_of - horizon`` and test on the
     snapshot at ``as_of - horizon`` (labels known at ``as_of``); see the module docstring."""
+    return backtest_and_fit(sources, as_of, model, settings, fit=False)[0]
+
+
+def fit_history(
+    sources: Sources,
+    as_of: dt.datetime,
+    model: ChurnModel | None = None,
+    settings: EngineSettings | None = None,
+) -> ChurnModel:
+    """A model fitted on every snapshot whose label is known at ``as_of``."""
     template = model or ChurnModel()
+    template._check_settings()
     t = utc(as_of)
     known = known_at(sources, t)
-    test_date = t - dt.timedelta(days=template.horizon_days)
-    fitted, train = _fit_known(known, test_date, template, settings)
-    test = snapshot_frame(known, [test_date], template.horizon_days, settings)
+    dates = _training_dates(known, t - dt.timedelta(days=template.horizon_days), template)
+    samples, _ = _labelled_samples(known, dates, template, settings)
+    return _fit(template, _stack(samples, dates, template.horizon_days))
+
+
+def backtest_and_fit(
+    sources: Sources,
+    as_of: dt.datetime,
+    model: ChurnModel | None = None,
+    settings: EngineSettings | None = None,
+    *,
+    fit: bool = True,
+) -> tuple[Backtest, ChurnModel | None]:
+    """``backtest`` and, when ``fit``, ``fit_history`` at ``as_of`` in one pass over the snapshots.
+
+    The back-test's training snapshots (labels known at the test snapshot, ``as_of - horizon``)
+    and the final model's (labels known at ``as_of``) are mostly the same dates: each date is
+    executed once, ``DATES_PER_QUERY`` at a time, and only its sample (``sample_snapshot``) and
+    the whole test snapshot are kept. Both models see exactly the rows ``backtest`` and
+    ``fit_history`` would give them.
+    """
+    template = model or ChurnModel()
+    template._check_settings()
+    t = utc(as_of)
+    known = known_at(sources, t)
+    horizon = dt.timedelta(days=template.horizon_days)
+    test_date = t - horizon
+    train_dates = _training_dates(known, test_date - horizon, template)
+    final_dates = _training_dates(known, test_date, template) if fit else []
+    every_date = sorted({*train_dates, *final_dates, test_date})
+    samples, test = _labelled_samples(known, every_date, template, settings, keep_whole=test_date)
+    assert test is not None  # test_date is one of the dates read
+    fitted = _fit(template, _stack(samples, train_dates, template.horizon_days))
+    tested = _evaluate(fitted, test, t, test_date, train_dates, samples)
+    final = _fit(template, _stack(samples, final_dates, template.horizon_days)) if fit else None
+    return tested, final
+
+
+def _fit(template: ChurnModel, train: pd.DataFrame) -> ChurnModel:
+    return clone(template).fit(train[list(FEATURES)], train[LABEL], train[SNAPSHOT])
+
+
+def _evaluate(
+    fitted: ChurnModel,
+    test: pd.DataFrame,
+    as_of: dt.datetime,
+    test_date: dt.datetime,
+    train_dates: Sequence[dt.datetime],
+    samples: Mapping[dt.datetime, pd.DataFrame],
+) -> Backtest:
     y = test[LABEL].to_numpy(dtype=float)
     if len(set(y)) < 2:
         raise ValueError(
@@ -360,12 +547,13 @@ def backtest(
         )
     p = fitted.churn_probability(test)
     test = test.assign(churn_probability=p)
+    trained_on = [date for date in sorted(train_dates) if len(samples[date])]
     return Backtest(
-        as_of=t,
+        as_of=as_of,
         test_snapshot=test_date,
-        horizon_days=template.horizon_days,
-        train_snapshots=tuple(d.to_pydatetime() for d in sorted(train[SNAPSHOT].unique())),
-        train_rows=len(train),
+        horizon_days=fitted.horizon_days,
+        train_snapshots=tuple(trained_on),
+        train_rows=sum(len(samples[date]) for date in train_dates),
         test_rows=len(test),
         churn_rate=float(y.mean()),
         mean_predicted=float(p.mean()),
@@ -378,28 +566,24 @@ def backtest(
     )
 
 
-def fit_history(
-    sources: Sources,
-    as_of: dt.datetime,
-    model: ChurnModel | None = None,
-    settings: EngineSettings | None = None,
-) -> ChurnModel:
-    """A model fitted on every snapshot whose label is known at ``as_of``."""
-    t = utc(as_of)
-    return _fit_known(known_at(sources, t), t, model or ChurnModel(), settings)[0]
-
-
-def _fit_known(
-    known: Sources, as_of: dt.datetime, template: ChurnModel, settings: EngineSettings | None
-) -> tuple[ChurnModel, pd.DataFrame]:
-    # The newest snapshot whose horizon has passed by as_of, and those before it.
-    template._check_settings()
-    newest = as_of - dt.timedelta(days=template.horizon_days)
-    train = training_frame(known, newest, template, settings)
-    return clone(template).fit(train[list(FEATURES)], train[LABEL], train[SNAPSHOT]), train
-
-
 SCORE_SCHEMA = pa.schema([("customer_id", pa.int64()), ("churn_probability", pa.float64())])
+
+
+def current_frame(
+    sources: Sources, as_of: dt.datetime, settings: EngineSettings | None = None
+) -> pd.DataFrame:
+    """The features of every subscriber at ``as_of`` (no labels): the rows ``score`` scores."""
+    t = utc(as_of)
+    return snapshot_frame(known_at(sources, t), [t], None, settings)
+
+
+def score_frame(fitted: ChurnModel, current: pd.DataFrame) -> pa.Table:
+    """customer_id, churn_probability for the rows of ``current`` (``current_frame``)."""
+    columns = [
+        pa.array(current["customer_id"].to_numpy(), pa.int64()),
+        pa.array(fitted.churn_probability(current), pa.float64()),
+    ]
+    return pa.Table.from_arrays(columns, schema=SCORE_SCHEMA)
 
 
 def score(
@@ -411,9 +595,7 @@ def score(
     """customer_id, churn_probability for every subscriber at ``as_of``, from a model fitted on
     all labelled history (``fit_history``)."""
     fitted = fit_history(sources, as_of, model, settings)
-    current = snapshot_frame(known_at(sources, utc(as_of)), [as_of], None, settings)
-    columns = [current["customer_id"].to_numpy(), fitted.churn_probability(current)]
-    return pa.Table.from_arrays([pa.array(c) for c in columns], schema=SCORE_SCHEMA)
+    return score_frame(fitted, current_frame(sources, as_of, settings))
 
 
 __all__ = [
@@ -429,12 +611,17 @@ __all__ = [
     "CalibrationBin",
     "ChurnModel",
     "backtest",
+    "backtest_and_fit",
     "calibration_table",
     "churn_features",
     "churn_labels",
+    "current_frame",
     "fit_history",
     "known_at",
+    "sample_snapshot",
     "score",
+    "score_frame",
+    "snapshot_batches",
     "snapshot_dates",
     "snapshot_features",
     "snapshot_frame",

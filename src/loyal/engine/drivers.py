@@ -6,7 +6,8 @@ Definitions
 services...), listed in ``DRIVERS``. Correlated features are grouped because a tree model may
 use any of them: moving one alone would understate the story.
 
-*Global drivers* (``global_drivers``), measured on a held-out snapshot:
+*Global drivers* (``global_drivers``), measured on a held-out snapshot (a seeded sample of at
+most ``max_rows`` of its rows: every driver scores about 8 shuffled or altered copies of it):
 
 - importance: the drop in AUC when the driver's columns are shuffled together across customers
   (permutation importance, mean over ``n_repeats`` seeded shuffles);
@@ -272,22 +273,39 @@ def _with(frame: pd.DataFrame, values: Mapping[str, Any]) -> pd.DataFrame:
     return out
 
 
+# Rows of the held-out snapshot the global drivers are measured on, at most.
+MAX_DRIVER_ROWS = 20_000
+
+# Customers whose reasons are worked out per batch (each batch scores 12 variants of its rows).
+REASON_BATCH_ROWS = 20_000
+
+
 def global_drivers(
     model: ChurnModel,
     frame: pd.DataFrame,
     *,
     n_repeats: int = 5,
     random_state: int = 0,
+    max_rows: int | None = MAX_DRIVER_ROWS,
 ) -> tuple[GlobalDriver, ...]:
     """Every driver's importance and effect on held-out rows ``frame`` (features and
-    ``churned``, e.g. ``Backtest.test``), the most important first."""
+    ``churned``, e.g. ``Backtest.test``), the most important first.
+
+    Past ``max_rows`` rows (None: no limit), they are measured on a sample of that many rows
+    drawn with ``random_state``.
+    """
     _check_frame(frame)
     if LABEL not in frame.columns:
         raise ValueError(f"the frame lacks the {LABEL!r} label: use a labelled snapshot")
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1 or None (every row), got {max_rows!r}")
+    rng = np.random.default_rng(random_state)
+    if max_rows is not None and len(frame) > max_rows:
+        keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
+        frame = frame.iloc[keep].reset_index(drop=True)
     y = frame[LABEL].to_numpy(dtype=float)
     if len(set(y)) < 2:
         raise ValueError("the frame needs churners and stayers to measure AUC drops")
-    rng = np.random.default_rng(random_state)
     n = len(frame)
     # Every variant of the frame is scored in one batch: the model's overhead is per call.
     variants: list[pd.DataFrame] = [frame]
@@ -410,6 +428,17 @@ def customer_reasons(
     if frame["customer_id"].duplicated().any():
         raise ValueError("the frame has several rows per customer: pass one snapshot")
     reference = dict(typical) if typical is not None else typical_customer(frame)
+    reasons: dict[int, tuple[Reason, ...]] = {}
+    # In batches of customers: a customer's reasons depend on their row and the reference only.
+    for start in range(0, len(frame), REASON_BATCH_ROWS):
+        batch = frame.iloc[start : start + REASON_BATCH_ROWS]
+        reasons.update(_batch_reasons(model, batch, reference, top, min_effect))
+    return reasons
+
+
+def _batch_reasons(
+    model: ChurnModel, frame: pd.DataFrame, reference: Row, top: int, min_effect: float
+) -> dict[int, tuple[Reason, ...]]:
     variants = [frame] + [
         _with(frame, {name: reference[name] for name in driver.features}) for driver in DRIVERS
     ]

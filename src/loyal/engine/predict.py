@@ -30,7 +30,7 @@ from loyal.engine.btyd import (
     tracking_curve,
 )
 from loyal.engine.common import utc
-from loyal.engine.execution import to_arrow, to_pandas, to_scalar
+from loyal.engine.execution import cache, to_arrow, to_pandas, to_scalar
 from loyal.engine.run import EngineResults, Progress, run_all
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
@@ -164,35 +164,30 @@ def churn_model(sources: Sources, as_of: dt.datetime) -> ChurnResult | None:
     """Back-test, explain and score the subscription churn classifier; None without enough data."""
     as_of = utc(as_of)
     try:
-        tested = churn.backtest(sources, as_of)
+        tested, fitted = churn.backtest_and_fit(sources, as_of)
     except ValueError:
         # Too few subscriptions, or no churners or no stayers to learn from.
         return None
+    assert fitted is not None  # backtest_and_fit fits by default
     found = drivers.global_drivers(tested.model, tested.test)
-    fitted = churn.fit_history(sources, as_of)
-    current = churn.snapshot_frame(churn.known_at(sources, as_of), [as_of], None)
-    probabilities = fitted.churn_probability(current) if len(current) else np.array([])
-    scores = pa.Table.from_arrays(
-        [
-            pa.array(current["customer_id"].to_numpy(), pa.int64()),
-            pa.array(probabilities, pa.float64()),
-        ],
-        schema=churn.SCORE_SCHEMA,
-    )
-    reasons = drivers.customer_reasons(fitted, current) if len(current) else {}
     calibration = pa.Table.from_pylist([vars(b) for b in tested.calibration])
+    backtest = {
+        "auc": tested.auc,
+        "top_decile_lift": tested.top_decile_lift,
+        "brier": tested.brier,
+        "churn_rate": tested.churn_rate,
+        "mean_predicted": tested.mean_predicted,
+        "train_rows": tested.train_rows,
+        "test_rows": tested.test_rows,
+        "horizon_days": tested.horizon_days,
+        "test_snapshot": tested.test_snapshot.isoformat(),
+    }
+    del tested  # its whole test snapshot is no longer needed
+    current = churn.current_frame(sources, as_of)
+    scores = churn.score_frame(fitted, current)
+    reasons = drivers.customer_reasons(fitted, current) if len(current) else {}
     return ChurnResult(
-        backtest={
-            "auc": tested.auc,
-            "top_decile_lift": tested.top_decile_lift,
-            "brier": tested.brier,
-            "churn_rate": tested.churn_rate,
-            "mean_predicted": tested.mean_predicted,
-            "train_rows": tested.train_rows,
-            "test_rows": tested.test_rows,
-            "horizon_days": tested.horizon_days,
-            "test_snapshot": tested.test_snapshot.isoformat(),
-        },
+        backtest=backtest,
         calibration=calibration,
         drivers=drivers.drivers_table(found),
         scores=scores,
@@ -208,7 +203,9 @@ def next_actions(
     churn_scores: pa.Table | None,
 ) -> tuple[pa.Table, pa.Table]:
     """(suggestions, actions): cross-sell and up-sell suggestions, and one action per customer."""
-    suggestions = basket.suggestions(sources.order_lines, utc(as_of))
+    # Materialised once on the backend: the actions read them again instead of mining the
+    # baskets a second time.
+    suggestions = cache(basket.suggestions(sources.order_lines, utc(as_of)))
     p_alive = (
         None
         if btyd_scores is None
@@ -224,8 +221,12 @@ def next_actions(
     )
     clv = None if btyd_scores is None else ibis.memtable(btyd_scores.select(["customer_id", "clv"]))
     inputs = actions_module.action_inputs(ibis.memtable(customers), suggestions, risk, clv)
-    chosen = to_arrow(actions_module.next_best_action(inputs))
-    return to_arrow(suggestions), chosen
+    try:
+        chosen = to_arrow(actions_module.next_best_action(inputs))
+        found = to_arrow(suggestions)
+    finally:
+        suggestions.release()
+    return found, chosen
 
 
 @dataclass(frozen=True)

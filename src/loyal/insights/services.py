@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings as django_settings
@@ -104,21 +105,35 @@ def run_analysis(
             # DuckDB spills to disk past its memory limit, beside the snapshot.
             backend.raw_sql("SET temp_directory = '{}'".format(Path(work) / "spill"))
             sources = sources_from_parquet(paths, backend)
-            analysis = analyse(sources, as_of, settings, progress=progress)
+            try:
+                analysis = analyse(sources, as_of, settings, progress=progress)
+            finally:
+                # The results are Arrow tables of their own: free DuckDB's memory before
+                # storing them.
+                del sources
+                backend.disconnect()
         results = analysis.results
         scores = _score_table(analysis)
+        kpis = _kpis(analysis)
+        charts = {
+            name: _rows(table, thin=name == "pareto") for name, table in _charts(analysis).items()
+        }
+        fitted_models = _json_safe(_fitted_models(analysis))
+        # What is left to store is in scores, results, kpis and charts: let the suggestions,
+        # actions and models' tables go before the database needs memory of its own.
+        del analysis
         with transaction.atomic():
             changes = _store_scores(run, results.as_of, scores)
-            uncounted = store_segments(run, _segment_table(results.customers, scores))
+            segment_table = _segment_table(results.customers, scores)
+            del scores
+            uncounted = store_segments(run, segment_table)
+            del segment_table
             KpiSnapshot.objects.bulk_create(
                 KpiSnapshot(run=run, as_of=as_of, kpi=name, value=_number(value))
-                for name, value in _kpis(analysis).items()
+                for name, value in kpis.items()
             )
-            run.charts = {
-                name: _rows(table, thin=name == "pareto")
-                for name, table in _charts(analysis).items()
-            }
-            run.fitted_models = _json_safe(_fitted_models(analysis))
+            run.charts = charts
+            run.fitted_models = fitted_models
             run.settings = _json_safe(results.settings.__dict__)
             run.customers = results.customers.num_rows
             run.status = AnalysisRun.Status.DONE
@@ -197,20 +212,37 @@ def _reasons_json(reasons: pa.Table) -> pa.Table:
 
 
 def _top_suggestion(suggestions: pa.Table) -> pa.Table:
-    """customer_id, suggestion: the best-ranked suggestion, as "cross_sell: SKU" or a category."""
-    best: dict[int, tuple[float, str]] = {}
-    for row in suggestions.to_pylist():
-        item = row["sku"] or row["category"] or ""
-        text = "{}: {}".format(row["kind"], item)[:200]
-        current = best.get(row["customer_id"])
-        if current is None or row["score"] > current[0]:
-            best[row["customer_id"]] = (row["score"], text)
+    """customer_id, suggestion: each customer's highest-scored suggestion (the first listed of
+    equal scores), as "cross_sell: SKU" or "up_sell: CATEGORY"; in Arrow, without a Python
+    object per suggestion."""
+    # A stable sort keeps the listed order among equal scores.
+    order = pc.sort_indices(
+        suggestions, sort_keys=[("customer_id", "ascending"), ("score", "descending")]
+    )
+    ranked = suggestions.select(["customer_id", "kind", "sku", "category"]).take(order)
+    customers = ranked.column("customer_id").combine_chunks()
+    first = np.ones(len(customers), dtype=bool)
+    if len(customers) > 1:
+        ids = customers.to_numpy()
+        first[1:] = ids[1:] != ids[:-1]
+    best = ranked.filter(pa.array(first))
+    item = _coalesce_text(best.column("sku"), best.column("category"), pa.scalar(""))
+    text = pc.binary_join_element_wise(best.column("kind"), item, ": ")
     return pa.table(
         {
-            "customer_id": pa.array(list(best), pa.int64()),
-            "suggestion": pa.array([text for _score, text in best.values()], pa.string()),
+            "customer_id": pc.cast(best.column("customer_id"), pa.int64()),
+            "suggestion": pc.utf8_slice_codeunits(pc.cast(text, pa.string()), 0, 200),
         }
     )
+
+
+def _coalesce_text(*values: Any) -> Any:
+    """The first of ``values`` that is neither null nor empty, element by element."""
+    result = values[-1]
+    for value in reversed(values[:-1]):
+        present = pc.fill_null(pc.not_equal(value, ""), False)
+        result = pc.if_else(present, value, result)
+    return result
 
 
 def _kpis(analysis: Analysis) -> dict[str, Any]:

@@ -8,7 +8,7 @@ computes over the files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,30 @@ _QUERIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
+# Rows per Parquet row group. The ADBC drivers hand over small batches (SQLite's 1,024 rows by
+# default): written as they come, the files would hold thousands of tiny row groups, slow to write
+# and to scan. 131,072 rows is a row group of DuckDB's own size, and a few tens of MB in memory.
+ROW_GROUP_ROWS = 131_072
+
+
+def _row_groups(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` (all of one schema) regrouped into tables of ``rows`` rows, the
+    last one shorter."""
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    for table in tables:
+        pending.append(table)
+        pending_rows += table.num_rows
+        if pending_rows >= rows:
+            whole = pa.concat_tables(pending)
+            for start in range(0, whole.num_rows - rows + 1, rows):
+                yield whole.slice(start, rows)
+            rest = whole.slice(whole.num_rows - whole.num_rows % rows)
+            pending, pending_rows = [rest], rest.num_rows
+    if pending_rows:
+        yield pa.concat_tables(pending)
+
+
 def snapshot_records(
     directory: Path, on_table: Callable[[str], None] | None = None
 ) -> dict[str, str]:
@@ -119,8 +143,10 @@ def snapshot_records(
             cursor.execute(build(name))
             reader = cursor.fetch_record_batch()
             with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-                for batch in reader:
-                    writer.write_table(_conform(pa.Table.from_batches([batch]), schema))
+                # Each batch is conformed on its own: SQLite's batches may guess different types.
+                tables = (_conform(pa.Table.from_batches([batch]), schema) for batch in reader)
+                for group in _row_groups(tables, ROW_GROUP_ROWS):
+                    writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             paths[name] = str(path)
             if on_table is not None:
                 on_table(name)
