@@ -15,6 +15,7 @@ from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.files import ImportFileError, RowError, open_import
 from loyal.imports.loading import Loader, LoadResult, MergeError
+from loyal.imports.reading import read_ahead
 from loyal.imports.writing import RejectsWriter, rejects_path
 
 # Errors a report keeps to show; the rest are counted (all are in the rejects file).
@@ -87,7 +88,8 @@ def import_file(
             _rejects(rejects_file) as rejects,
         ):
             loader = Loader(kind, source=source, label=path.name)
-            for batch in import_file_.batches():
+            # The next batch is parsed while this one is staged.
+            for batch in read_ahead(import_file_.batches()):
                 rows_read += batch.valid.num_rows + batch.rejected.num_rows
                 error_count += len(batch.errors)
                 errors.extend(batch.errors[: max(MAX_ERRORS_SHOWN - len(errors), 0)])
