@@ -156,3 +156,61 @@ def test_subscription_ending_before_it_starts_is_refused():
     }
     with pytest.raises(ImportRefused, match="ends before it starts"):
         load_tables("subscriptions", [kind_table("subscriptions", [row])])
+
+
+def test_orders_give_a_first_stage_step_only_to_the_customers_they_create():
+    Customer.objects.create(external_id="C1", stage="customer")  # known, without any history
+    row = {"ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "1"}
+    result = load_tables(
+        "orders",
+        [
+            orders_table(
+                [
+                    {**row, "order_id": "O1", "customer_id": "C1"},
+                    {**row, "order_id": "O2", "customer_id": "C2"},
+                    {**row, "order_id": "O3", "customer_id": "C2"},
+                ]
+            )
+        ],
+    )
+    assert result.also_created["customers"] == 1
+    steps = list(StageChange.objects.values_list("customer__external_id", "to_stage", "changed_at"))
+    assert steps == [("C2", "customer", at(2024, 3, 1))]  # joined with its first order
+
+
+def test_orders_summaries_span_batches():
+    row = {"ordered_at": at(2024, 3, 1), "customer_id": "C1", "unit_price": "1"}
+    first = orders_table([{**row, "order_id": "O1", "sku": "A", "product_name": "Alpha"}])
+    second = orders_table(
+        [
+            {**row, "order_id": "O2", "sku": "A", "category": "tea", "unit_cost": "0.5"},
+            {**row, "order_id": "O3", "sku": "B", "ordered_at": at(2024, 2, 1)},
+        ]
+    )
+    result = load_tables("orders", [first, second])
+    assert (result.also_created["products"], result.also_created["categories"]) == (2, 1)
+    alpha = Product.objects.get(sku="A")
+    assert (alpha.name, alpha.category.name, alpha.unit_cost) == ("Alpha", "tea", Decimal("0.5"))
+    assert Customer.objects.get(external_id="C1").joined_at == at(2024, 2, 1)
+
+
+def test_skipped_lines_create_no_customer_or_product(tmp_path):
+    from loyal.imports.services import import_file
+
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,sku,category,unit_price\n"
+        "O1,C1,2024-03-01,A,tea,10\n"
+        "O1,C9,2024-03-01,Z,cups,10\n",  # disagrees with the order's first line: skipped
+        encoding="utf-8",
+    )
+    report = import_file(path, "orders", skip_invalid=True)
+    assert report.rows_rejected == 1
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["C1"]
+    assert list(Product.objects.values_list("sku", flat=True)) == ["A"]
+    assert report.result.also_created == {
+        "categories": 1,
+        "products": 1,
+        "customers": 1,
+        "orders": 1,
+    }
