@@ -214,3 +214,26 @@ def test_skipped_lines_create_no_customer_or_product(tmp_path):
         "customers": 1,
         "orders": 1,
     }
+
+
+def test_reimported_orders_write_only_what_changed_and_keep_their_sums():
+    row = {"customer_id": "C1", "ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "10"}
+    load_tables(
+        "orders",
+        [orders_table([{**row, "order_id": "O1"}, {**row, "order_id": "O1"}])],
+    )
+    changed = [
+        {**row, "order_id": "O1", "unit_price": "12"},  # line 1 costs more now
+        {**row, "order_id": "O1"},  # line 2 as before
+        {**row, "order_id": "O2"},  # a new order
+    ]
+    result = load_tables("orders", [orders_table(changed)])
+    assert (result.created, result.updated, result.unchanged) == (1, 1, 1)
+    assert result.also_created["orders"] == 1
+    assert Order.objects.get(external_id="O1").revenue == Decimal("22.00")
+    only_first = load_tables(
+        "orders", [orders_table([{**row, "order_id": "O1", "unit_price": "11"}])]
+    )
+    assert (only_first.created, only_first.updated) == (0, 1)
+    # The order's sums come from all its lines, not only from those in the file.
+    assert Order.objects.get(external_id="O1").revenue == Decimal("21.00")

@@ -296,78 +296,91 @@ def merge_orders(loader: Loader) -> LoadResult:
         " AND o.external_id = s.order_id".format(d=_distinct(loader, "order_id")),
         [loader.source],
     )[0]
-    # None of the file's orders exists yet (a first import): plain inserts, and nothing to compare.
-    upsert = orders_existing > 0
-    revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
+    orders_new = orders_in_file - orders_existing
     # The product's cost is looked up only for the lines that have none in the file.
+    revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
     cost = (
         "SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost,"
         " (SELECT p.unit_cost FROM commerce_product p WHERE p.sku = s.sku), 0))"
     )
-    compared = {
-        c: "excluded." + c
-        for c in ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
-    }
     # Lines are summed into orders first, so each order (not each line) looks its customer up.
-    # Orders go in by their id in the file, as do the lines below: each index on the order id
-    # then grows at its end rather than at random places (much less to write on PostgreSQL).
     # The lines of one order agree on the order's fields (``Loader.check``): MIN picks them.
-    with indexes.set_aside("commerce_order", orders_in_file - orders_existing):
-        orders_changed = execute(
-            "INSERT INTO commerce_order (source, external_id, customer_id, ordered_at, status, channel, revenue, cost)"
-            " SELECT %s, s.order_id, c.id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
-            " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
-            " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
-            " {revenue} AS revenue, {cost} AS cost FROM {s} s GROUP BY s.order_id) s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
-            " WHERE true ORDER BY s.order_id{conflict}".format(
-                s=s,
-                join=_join(),
-                revenue=revenue,
-                cost=cost,
-                conflict=" ON CONFLICT (source, external_id) DO UPDATE SET {set} WHERE {changed}".format(
-                    set=", ".join("{} = {}".format(c, v) for c, v in compared.items()),
-                    changed=_changed("commerce_order", compared),
-                )
-                if upsert
-                else "",
+    file_orders = (
+        "(SELECT s.order_id, c.id AS customer_id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
+        " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
+        " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
+        " {revenue} AS revenue, {cost} AS cost FROM {s} s GROUP BY s.order_id) s {join} customers_customer c"
+        " ON c.source = %s AND c.external_id = s.customer_id) f".format(
+            s=s, join=_join(), revenue=revenue, cost=cost
+        )
+    )
+    order_fields = ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
+    # Known orders: only those that differ are written. (An upsert would lock, and so write and
+    # log, every matched row even when nothing changes.)
+    orders_updated = 0
+    if orders_existing:
+        orders_updated = execute(
+            "UPDATE commerce_order SET {set} FROM {f} WHERE commerce_order.source = %s"
+            " AND commerce_order.external_id = f.order_id AND ({changed})".format(
+                set=", ".join("{c} = f.{c}".format(c=c) for c in order_fields),
+                f=file_orders,
+                changed=_changed("commerce_order", {c: "f." + c for c in order_fields}),
             ),
             [loader.source, loader.source],
         )
-    orders_created = orders_in_file - orders_existing if upsert else orders_changed
-    lines_existing = (
-        _count(
-            "SELECT COUNT(*) FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
-            " WHERE EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = o.id AND l.line_no = s.line_no)".format(
-                lines=lines, join=_join()
-            ),
-            [loader.source],
-        )
-        if upsert
-        else 0
+    # New orders go in by their id in the file, as do the lines below: each index on the order
+    # id then grows at its end rather than at random places (much less to write on PostgreSQL).
+    orders_created = 0
+    if orders_new:
+        with indexes.set_aside("commerce_order", orders_new):
+            orders_created = execute(
+                "INSERT INTO commerce_order (source, external_id, {fields}) SELECT %s, f.order_id, {values}"
+                " FROM {f} WHERE {new} ORDER BY f.order_id".format(
+                    fields=", ".join(order_fields),
+                    values=", ".join("f." + c for c in order_fields),
+                    f=file_orders,
+                    new="NOT EXISTS (SELECT 1 FROM commerce_order o WHERE o.source = %s"
+                    " AND o.external_id = f.order_id)"
+                    if orders_existing
+                    else "true",
+                ),
+                [loader.source, loader.source] + ([loader.source] if orders_existing else []),
+            )
+    line_fields = ("product_id", "quantity", "unit_price", "discount", "unit_cost")
+    file_lines = (
+        "(SELECT o.id AS order_id, s.line_no, p.id AS product_id, COALESCE(s.quantity, 1) AS quantity,"
+        " s.unit_price, COALESCE(s.discount, 0) AS discount, COALESCE(s.unit_cost, p.unit_cost) AS unit_cost"
+        " FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
+        " {join} commerce_product p ON p.sku = s.sku) f".format(lines=lines, join=_join())
     )
-    line_values = {
-        c: "excluded." + c
-        for c in ("product_id", "quantity", "unit_price", "discount", "unit_cost")
-    }
-    with indexes.set_aside("commerce_orderline", loader.stage.rows - lines_existing):
-        lines_changed = execute(
-            "INSERT INTO commerce_orderline (order_id, line_no, product_id, quantity, unit_price, discount, unit_cost)"
-            " SELECT o.id, s.line_no, p.id, COALESCE(s.quantity, 1), s.unit_price, COALESCE(s.discount, 0),"
-            " COALESCE(s.unit_cost, p.unit_cost) FROM {lines} s {join} commerce_order o ON o.source = %s"
-            " AND o.external_id = s.order_id {join} commerce_product p ON p.sku = s.sku WHERE true{conflict}".format(
-                lines=lines,
-                join=_join(),
-                conflict=" ON CONFLICT (order_id, line_no) DO UPDATE SET {set} WHERE {changed}".format(
-                    set=", ".join("{} = {}".format(c, v) for c, v in line_values.items()),
-                    changed=_changed("commerce_orderline", line_values),
-                )
-                if upsert
-                else "",
+    lines_updated = 0
+    if orders_existing:
+        lines_updated = execute(
+            "UPDATE commerce_orderline SET {set} FROM {f} WHERE commerce_orderline.order_id = f.order_id"
+            " AND commerce_orderline.line_no = f.line_no AND ({changed})".format(
+                set=", ".join("{c} = f.{c}".format(c=c) for c in line_fields),
+                f=file_lines,
+                changed=_changed("commerce_orderline", {c: "f." + c for c in line_fields}),
             ),
             [loader.source],
         )
-    lines_created = loader.stage.rows - lines_existing
-    if orders_changed > orders_created or lines_changed > lines_created:
+    # New lines: all of them on a first import, else about as many as the new orders have.
+    lines_new = loader.stage.rows * orders_new // max(orders_in_file, 1)
+    with indexes.set_aside("commerce_orderline", lines_new):
+        lines_created = execute(
+            "INSERT INTO commerce_orderline (order_id, line_no, {fields}) SELECT f.order_id, f.line_no,"
+            " {values} FROM {f} WHERE {new}".format(
+                fields=", ".join(line_fields),
+                values=", ".join("f." + c for c in line_fields),
+                f=file_lines,
+                new="NOT EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = f.order_id"
+                " AND l.line_no = f.line_no)"
+                if orders_existing
+                else "true",
+            ),
+            [loader.source],
+        )
+    if orders_updated or lines_updated:
         # An order re-imported with only some of its lines: its sums come from all its lines.
         execute(
             "UPDATE commerce_order SET revenue = t.revenue, cost = t.cost FROM (SELECT l.order_id,"
@@ -383,7 +396,7 @@ def merge_orders(loader: Loader) -> LoadResult:
     return _result(
         loader,
         lines_created,
-        lines_changed,
+        lines_created + lines_updated,
         categories=categories,
         products=products,
         customers=customers,
