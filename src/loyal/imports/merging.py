@@ -36,6 +36,11 @@ def _join() -> str:
     return "CROSS JOIN" if vendor() == "sqlite" else "JOIN"
 
 
+def _materialized() -> str:
+    """Computes a WITH query on its own first: else SQLite may look its rows up from the wrong end."""
+    return "MATERIALIZED " if vendor() == "sqlite" else ""
+
+
 def _count(sql: str, params: list) -> int:
     return int(fetch(sql, params)[0][0])
 
@@ -320,10 +325,12 @@ def merge_orders(loader: Loader) -> LoadResult:
     orders_updated = 0
     if orders_existing:
         orders_updated = execute(
-            "UPDATE commerce_order SET {set} FROM {f} WHERE commerce_order.source = %s"
-            " AND commerce_order.external_id = f.order_id AND ({changed})".format(
+            "WITH f AS {materialized}({f}) UPDATE commerce_order SET {set} FROM f"
+            " WHERE commerce_order.source = %s AND commerce_order.external_id = f.order_id"
+            " AND ({changed})".format(
+                materialized=_materialized(),
                 set=", ".join("{c} = f.{c}".format(c=c) for c in order_fields),
-                f=file_orders,
+                f=file_orders.removesuffix(" f")[1:-1],
                 changed=_changed("commerce_order", {c: "f." + c for c in order_fields}),
             ),
             [loader.source, loader.source],
@@ -356,10 +363,12 @@ def merge_orders(loader: Loader) -> LoadResult:
     lines_updated = 0
     if orders_existing:
         lines_updated = execute(
-            "UPDATE commerce_orderline SET {set} FROM {f} WHERE commerce_orderline.order_id = f.order_id"
-            " AND commerce_orderline.line_no = f.line_no AND ({changed})".format(
+            "WITH f AS {materialized}({f}) UPDATE commerce_orderline SET {set} FROM f"
+            " WHERE commerce_orderline.order_id = f.order_id AND commerce_orderline.line_no = f.line_no"
+            " AND ({changed})".format(
+                materialized=_materialized(),
                 set=", ".join("{c} = f.{c}".format(c=c) for c in line_fields),
-                f=file_lines,
+                f=file_lines.removesuffix(" f")[1:-1],
                 changed=_changed("commerce_orderline", {c: "f." + c for c in line_fields}),
             ),
             [loader.source],
