@@ -237,3 +237,34 @@ def test_reimported_orders_write_only_what_changed_and_keep_their_sums():
     assert (only_first.created, only_first.updated) == (0, 1)
     # The order's sums come from all its lines, not only from those in the file.
     assert Order.objects.get(external_id="O1").revenue == Decimal("21.00")
+
+
+def test_lines_without_numbers_are_numbered_across_batches():
+    row = {"customer_id": "C1", "ordered_at": at(2024, 3, 1), "unit_price": "1"}
+    first = orders_table(
+        [{**row, "order_id": "O1", "sku": "A"}, {**row, "order_id": "O2", "sku": "B"}]
+    )
+    second = orders_table(
+        [{**row, "order_id": "O2", "sku": "C"}, {**row, "order_id": "O1", "sku": "D"}]
+    )
+    load_tables("orders", [first, second])
+    numbered = OrderLine.objects.order_by("order__external_id", "line_no").values_list(
+        "order__external_id", "line_no", "product__sku"
+    )
+    assert list(numbered) == [("O1", 1, "A"), ("O1", 2, "D"), ("O2", 1, "B"), ("O2", 2, "C")]
+
+
+def test_lines_after_a_skipped_line_are_numbered_without_it(tmp_path):
+    from loyal.imports.services import import_file
+
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,sku,unit_price\n"
+        "O1,C1,2024-03-01,A,10\n"
+        "O1,C9,2024-03-01,B,10\n"  # disagrees with the order's first line: skipped
+        "O1,C1,2024-03-01,C,10\n",
+        encoding="utf-8",
+    )
+    import_file(path, "orders", skip_invalid=True)
+    numbered = OrderLine.objects.order_by("line_no").values_list("line_no", "product__sku")
+    assert list(numbered) == [(1, "A"), (2, "C")]
