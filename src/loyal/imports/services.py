@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -85,11 +86,13 @@ def import_file(
                 date_format=date_format,
                 timezone=timezone,
             ) as import_file_,
+            # The next batch is parsed while this one is staged; the reader thread ends (here, on
+            # an error too) before the file is closed.
+            closing(read_ahead(import_file_.batches())) as batches,
             _rejects(rejects_file) as rejects,
         ):
             loader = Loader(kind, source=source, label=path.name)
-            # The next batch is parsed while this one is staged.
-            for batch in read_ahead(import_file_.batches()):
+            for batch in batches:
                 rows_read += batch.valid.num_rows + batch.rejected.num_rows
                 error_count += len(batch.errors)
                 errors.extend(batch.errors[: max(MAX_ERRORS_SHOWN - len(errors), 0)])
