@@ -56,8 +56,6 @@ class LoadResult:
 
 _EXTRA_COLUMNS: dict[str, tuple[StageColumn, ...]] = {
     "customers": (StageColumn(kinds.ATTRIBUTES, "text"),),
-    # A line's position among its order's lines in the file: its number when the file has none.
-    "orders": (StageColumn("position", "integer"),),
     "events": (StageColumn("key", "text"),),
     "interactions": (StageColumn("key", "text"), StageColumn("search_document", "text")),
 }
@@ -140,11 +138,6 @@ class Loader:
             self._stage_tags(staged)
         elif self.summaries is not None:
             self.summaries.add(staged)
-            staged = staged.set_column(
-                staged.schema.get_field_index("position"),
-                "position",
-                self.summaries.positions(staged.column("order_id")),
-            )
         self.stage.append(staged)
 
     def _stage_tags(self, staged: pa.Table) -> None:
@@ -322,7 +315,7 @@ class Loader:
 
 def _line_no_sql() -> str:
     """An order line's number: as given, else its position among the order's rows in the file."""
-    return "COALESCE(line_no, position)"
+    return "COALESCE(line_no, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY row_number))"
 
 
 def _stage_type(column_type: kinds.ColumnType) -> str:

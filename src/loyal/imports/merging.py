@@ -277,17 +277,13 @@ def merge_orders(loader: Loader) -> LoadResult:
     # An order line's number: as given, else its position among the order's rows in the file.
     # Numbered while read rather than written back: an UPDATE of every staged row costs more
     # (on PostgreSQL it rewrites each row and its index entries).
-    # Positions were counted as the lines were read; once rows are discarded, they are counted again.
     lines = s
     if fetch("SELECT 1 FROM {s} WHERE line_no IS NULL LIMIT 1".format(s=s)):
-        position = (
-            "ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY row_number)"
-            if loader.summaries.stale
-            else "position"
-        )
         lines = (
             "(SELECT order_id, sku, quantity, unit_price, discount, unit_cost, COALESCE(line_no,"
-            " {position}) AS line_no FROM {s})".format(position=position, s=s)
+            " ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY row_number)) AS line_no FROM {s})".format(
+                s=s
+            )
         )
     # Products, categories and customers come from the file's summaries: a few rows each.
     loader.summaries.stage(s)

@@ -8,7 +8,6 @@ SQL (on SQLite, a sort of the whole staging table for each of them).
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,41 +43,6 @@ class OrderSummaries:
         self.customers: pa.Table | None = None
         self.stale = False
         self.tables: list[StagingTable] = []
-        self.line_counts: pa.Table | None = None  # per order id, its lines read so far
-
-    def positions(self, order_ids: pa.ChunkedArray) -> pa.Array:
-        """Each line's position among its order's lines read so far: 1 for an order's first.
-
-        Counted with a stable sort of the batch by order id, plus the lines each order had in the
-        earlier batches, so that no window over every staged row is needed when merging.
-        """
-        ids = order_ids.combine_chunks()
-        count = len(ids)
-        if count == 0:
-            return pa.array([], pa.int64())
-        order = pc.sort_indices(ids).to_numpy()
-        in_order = ids.take(pa.array(order))
-        first = np.ones(count, dtype=bool)
-        first[1:] = pc.fill_null(
-            pc.not_equal(in_order.slice(1), in_order.slice(0, count - 1)), True
-        ).to_numpy(zero_copy_only=False)
-        starts = np.flatnonzero(first)
-        group = np.cumsum(first) - 1
-        within = np.arange(count) - starts[group] + 1
-        order_ids_here = in_order.take(pa.array(starts))
-        earlier = np.zeros(len(starts), dtype=np.int64)
-        if self.line_counts is not None:
-            found = pc.fill_null(
-                pc.index_in(order_ids_here, value_set=self.line_counts.column("order_id")), -1
-            ).to_numpy(zero_copy_only=False)
-            counts = self.line_counts.column("lines").to_numpy()
-            earlier[found >= 0] = counts[found[found >= 0]]
-        positions = np.empty(count, dtype=np.int64)
-        positions[order] = within + earlier[group]
-        sizes = np.diff(np.append(starts, count))
-        here = pa.table({"order_id": order_ids_here, "lines": pa.array(sizes, pa.int64())})
-        self.line_counts = _fold(self.line_counts, here, "order_id", [("lines", "sum")])
-        return pa.array(positions, pa.int64())
 
     def add(self, lines: pa.Table) -> None:
         """Fold a batch of staged lines (every staging column) into the summaries."""
