@@ -142,6 +142,10 @@ def main() -> None:
         }
         for name, env in databases.items():
             prepare(env)
+            if name == "PostgreSQL":
+                # The write-ahead log of creating the database and its tables is flushed now, so
+                # the checkpoint it calls for is not billed to the timed import.
+                subprocess.run(["psql", POSTGRES_ADMIN_URL, "-qc", "CHECKPOINT"], check=True)
             print("{}: first import".format(name))
             first, first_memory = run_import(csv_path, env)
             print("{}: same file again".format(name))

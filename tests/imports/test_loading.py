@@ -156,3 +156,115 @@ def test_subscription_ending_before_it_starts_is_refused():
     }
     with pytest.raises(ImportRefused, match="ends before it starts"):
         load_tables("subscriptions", [kind_table("subscriptions", [row])])
+
+
+def test_orders_give_a_first_stage_step_only_to_the_customers_they_create():
+    Customer.objects.create(external_id="C1", stage="customer")  # known, without any history
+    row = {"ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "1"}
+    result = load_tables(
+        "orders",
+        [
+            orders_table(
+                [
+                    {**row, "order_id": "O1", "customer_id": "C1"},
+                    {**row, "order_id": "O2", "customer_id": "C2"},
+                    {**row, "order_id": "O3", "customer_id": "C2"},
+                ]
+            )
+        ],
+    )
+    assert result.also_created["customers"] == 1
+    steps = list(StageChange.objects.values_list("customer__external_id", "to_stage", "changed_at"))
+    assert steps == [("C2", "customer", at(2024, 3, 1))]  # joined with its first order
+
+
+def test_orders_summaries_span_batches():
+    row = {"ordered_at": at(2024, 3, 1), "customer_id": "C1", "unit_price": "1"}
+    first = orders_table([{**row, "order_id": "O1", "sku": "A", "product_name": "Alpha"}])
+    second = orders_table(
+        [
+            {**row, "order_id": "O2", "sku": "A", "category": "tea", "unit_cost": "0.5"},
+            {**row, "order_id": "O3", "sku": "B", "ordered_at": at(2024, 2, 1)},
+        ]
+    )
+    result = load_tables("orders", [first, second])
+    assert (result.also_created["products"], result.also_created["categories"]) == (2, 1)
+    alpha = Product.objects.get(sku="A")
+    assert (alpha.name, alpha.category.name, alpha.unit_cost) == ("Alpha", "tea", Decimal("0.5"))
+    assert Customer.objects.get(external_id="C1").joined_at == at(2024, 2, 1)
+
+
+def test_skipped_lines_create_no_customer_or_product(tmp_path):
+    from loyal.imports.services import import_file
+
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,sku,category,unit_price\n"
+        "O1,C1,2024-03-01,A,tea,10\n"
+        "O1,C9,2024-03-01,Z,cups,10\n",  # disagrees with the order's first line: skipped
+        encoding="utf-8",
+    )
+    report = import_file(path, "orders", skip_invalid=True)
+    assert report.rows_rejected == 1
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["C1"]
+    assert list(Product.objects.values_list("sku", flat=True)) == ["A"]
+    assert report.result.also_created == {
+        "categories": 1,
+        "products": 1,
+        "customers": 1,
+        "orders": 1,
+    }
+
+
+def test_reimported_orders_write_only_what_changed_and_keep_their_sums():
+    row = {"customer_id": "C1", "ordered_at": at(2024, 3, 1), "sku": "A", "unit_price": "10"}
+    load_tables(
+        "orders",
+        [orders_table([{**row, "order_id": "O1"}, {**row, "order_id": "O1"}])],
+    )
+    changed = [
+        {**row, "order_id": "O1", "unit_price": "12"},  # line 1 costs more now
+        {**row, "order_id": "O1"},  # line 2 as before
+        {**row, "order_id": "O2"},  # a new order
+    ]
+    result = load_tables("orders", [orders_table(changed)])
+    assert (result.created, result.updated, result.unchanged) == (1, 1, 1)
+    assert result.also_created["orders"] == 1
+    assert Order.objects.get(external_id="O1").revenue == Decimal("22.00")
+    only_first = load_tables(
+        "orders", [orders_table([{**row, "order_id": "O1", "unit_price": "11"}])]
+    )
+    assert (only_first.created, only_first.updated) == (0, 1)
+    # The order's sums come from all its lines, not only from those in the file.
+    assert Order.objects.get(external_id="O1").revenue == Decimal("21.00")
+
+
+def test_lines_without_numbers_are_numbered_across_batches():
+    row = {"customer_id": "C1", "ordered_at": at(2024, 3, 1), "unit_price": "1"}
+    first = orders_table(
+        [{**row, "order_id": "O1", "sku": "A"}, {**row, "order_id": "O2", "sku": "B"}]
+    )
+    second = orders_table(
+        [{**row, "order_id": "O2", "sku": "C"}, {**row, "order_id": "O1", "sku": "D"}]
+    )
+    load_tables("orders", [first, second])
+    numbered = OrderLine.objects.order_by("order__external_id", "line_no").values_list(
+        "order__external_id", "line_no", "product__sku"
+    )
+    assert list(numbered) == [("O1", 1, "A"), ("O1", 2, "D"), ("O2", 1, "B"), ("O2", 2, "C")]
+
+
+def test_lines_after_a_skipped_line_are_numbered_without_it(tmp_path):
+    from loyal.imports.services import import_file
+
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,sku,unit_price\n"
+        "O1,C1,2024-03-01,A,10\n"
+        "O1,C9,2024-03-01,B,10\n"  # disagrees with the order's first line: skipped
+        "O1,C1,2024-03-01,C,10\n",
+        encoding="utf-8",
+    )
+    import_file(path, "orders", skip_invalid=True)
+    numbered = OrderLine.objects.order_by("line_no").values_list("line_no", "product__sku")
+    assert list(numbered) == [(1, "A"), (2, "C")]

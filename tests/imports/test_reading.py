@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from loyal.imports.files import (
     open_import,
     parse_table,
 )
+from loyal.imports.reading import read_ahead
 from tests.imports.conftest import orders_csv
 
 UTC = dt.UTC
@@ -605,3 +607,44 @@ def test_files_gathers_the_public_names_of_the_file_layer():
     assert files.resolve_header is headers.resolve_header
     assert files.ImportFileError is headers.ImportFileError is parsing.ImportFileError
     assert files.TableParser is parsing.TableParser and files.open_import is reading.open_import
+
+
+def test_read_ahead_gives_every_item_in_order():
+    assert list(read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_raises_the_readers_error_where_it_happened():
+    def items():
+        yield 1
+        raise ImportFileError("bad file")
+
+    seen = []
+    with pytest.raises(ImportFileError, match="bad file"):
+        for item in read_ahead(items()):
+            seen.append(item)
+    assert seen == [1]
+
+
+def test_read_ahead_reads_in_the_callers_language():
+    from django.utils import translation
+
+    def languages():
+        yield translation.get_language()
+
+    with translation.override("zh-hans"):
+        assert list(read_ahead(languages())) == ["zh-hans"]
+
+
+def test_read_ahead_stops_reading_when_the_caller_stops():
+    made = []
+
+    def items():
+        for number in range(100):
+            made.append(number)
+            yield number
+
+    for item in read_ahead(items()):
+        if item == 2:
+            break
+    assert len(made) <= 5  # the one in hand, the one waiting, the one being made
+    assert not any(thread.name == "loyal-import-reader" for thread in threading.enumerate())

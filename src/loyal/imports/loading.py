@@ -27,6 +27,7 @@ from loyal.imports.staging import (
     fetch,
     tune_for_bulk_load,
 )
+from loyal.imports.summaries import OrderSummaries
 
 # Rows a single merge error report names at most (the rest are counted).
 _MAX_ROWS_NAMED = 1000
@@ -94,6 +95,7 @@ class Loader:
             if kind.name == "customers"
             else None
         )
+        self.summaries = OrderSummaries() if kind.name == "orders" else None
 
     # ---- staging -------------------------------------------------------------------------------
 
@@ -134,6 +136,8 @@ class Loader:
             )
         elif self.kind.name == "customers" and "tags" in table.column_names:
             self._stage_tags(staged)
+        elif self.summaries is not None:
+            self.summaries.add(staged)
         self.stage.append(staged)
 
     def _stage_tags(self, staged: pa.Table) -> None:
@@ -281,6 +285,8 @@ class Loader:
 
     def discard(self, rows: set[int]) -> None:
         """Drop staged rows (those rejected by ``check`` when invalid rows are skipped)."""
+        if self.summaries is not None:
+            self.summaries.stale = True
         ordered = sorted(rows)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
@@ -303,6 +309,8 @@ class Loader:
             self.stage.drop()
             if self.tag_stage is not None:
                 self.tag_stage.drop()
+            if self.summaries is not None:
+                self.summaries.drop()
 
 
 def _line_no_sql() -> str:

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loyal.imports import kinds
-from loyal.imports.staging import execute, false, fetch, json_value, true, vendor
+from loyal.imports import indexes, kinds, summaries
+from loyal.imports.staging import (
+    StageColumn,
+    StagingTable,
+    execute,
+    false,
+    fetch,
+    json_value,
+    true,
+    vendor,
+)
 
 if TYPE_CHECKING:
     from loyal.imports.loading import Loader, LoadResult
@@ -25,6 +34,11 @@ def merge(loader: Loader) -> LoadResult:
 def _join() -> str:
     """An inner join that keeps the left table as the outer loop."""
     return "CROSS JOIN" if vendor() == "sqlite" else "JOIN"
+
+
+def _materialized() -> str:
+    """Computes a WITH query on its own first: else SQLite may look its rows up from the wrong end."""
+    return "MATERIALIZED " if vendor() == "sqlite" else ""
 
 
 def _count(sql: str, params: list) -> int:
@@ -60,24 +74,51 @@ def _distinct(loader: Loader, column: str) -> str:
     )
 
 
-def create_missing_customers(loader: Loader, column: str, stage: str, joined_sql: str) -> int:
-    """Customers named in a file before their own record came: made with the least we know."""
-    created = execute(
-        "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at, acquisition_source,"
-        " acquisition_channel, joined_at, city, attributes, created_at, updated_at)"
-        # Grouped first, so each customer is looked up once rather than once per row.
-        " SELECT %s, s.{c}, '', %s, s.joined, '', '', s.joined, '', {attrs}, %s, %s"
-        " FROM (SELECT s.{c}, {joined} AS joined FROM {stage} s GROUP BY s.{c}) s WHERE NOT {exists}".format(
-            c=column,
-            stage=loader.stage.name,
-            joined=joined_sql,
-            attrs=json_value("'{}'"),
-            exists=_customers_exist(loader, column),
-        ),
-        [loader.source, stage, loader.now, loader.now, loader.source],
+def referenced_customers(loader: Loader, time_column: str) -> str:
+    """The staged rows' customer ids, each once, with the time it first appears (``joined``)."""
+    return "(SELECT customer_id, MIN({t}) AS joined FROM {s} GROUP BY customer_id)".format(
+        t=time_column, s=loader.stage.name
     )
-    if created:
-        initial_stage_history(loader, column)
+
+
+def create_missing_customers(loader: Loader, stage: str, referenced: str) -> int:
+    """Customers named in a file before their own record came: made with the least we know.
+
+    ``referenced`` is a table (or subquery) of the file's ``customer_id`` values, each once, with
+    the time each first appears (``joined``). The unknown ones are found once and inserted in one
+    statement; each of them, and only they, gets the first step of its stage history.
+    """
+    new = StagingTable(
+        "loyal_stage_new_customers",
+        [StageColumn("customer_id", "text"), StageColumn("joined", "datetime")],
+    )
+    try:
+        execute(
+            "INSERT INTO {n} (customer_id, joined) SELECT r.customer_id, r.joined FROM {r} r"
+            " WHERE r.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_customer c"
+            " WHERE c.source = %s AND c.external_id = r.customer_id)".format(
+                n=new.name, r=referenced
+            ),
+            [loader.source],
+        )
+        new.seal()
+        created = execute(
+            "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at,"
+            " acquisition_source, acquisition_channel, joined_at, city, attributes, created_at,"
+            " updated_at) SELECT %s, n.customer_id, '', %s, n.joined, '', '', n.joined, '', {attrs},"
+            " %s, %s FROM {n} n".format(n=new.name, attrs=json_value("'{}'")),
+            [loader.source, stage, loader.now, loader.now],
+        )
+        if created:
+            execute(
+                "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage, to_stage,"
+                " reason, origin) SELECT c.id, c.stage_changed_at, '', c.stage, %s, 'import'"
+                " FROM {n} n {join} customers_customer c ON c.source = %s"
+                " AND c.external_id = n.customer_id".format(n=new.name, join=_join()),
+                [loader.label, loader.source],
+            )
+    finally:
+        new.drop()
     return created
 
 
@@ -244,87 +285,111 @@ def merge_orders(loader: Loader) -> LoadResult:
                 s=s
             )
         )
+    # Products, categories and customers come from the file's summaries: a few rows each.
+    loader.summaries.stage(s)
     categories = execute(
-        "INSERT INTO commerce_category (name) SELECT s.category FROM {d}"
-        " WHERE NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = s.category)".format(
-            d=_distinct(loader, "category")
+        "INSERT INTO commerce_category (name) SELECT s.name FROM {c} s"
+        " WHERE NOT EXISTS (SELECT 1 FROM commerce_category g WHERE g.name = s.name)".format(
+            c=summaries.CATEGORIES
         )
     )
-    products = _merge_products(loader)
-    customers = create_missing_customers(loader, "customer_id", "customer", "MIN(s.ordered_at)")
+    products = _merge_products()
+    customers = create_missing_customers(loader, "customer", summaries.CUSTOMERS)
     # The file's orders, and how many of them are known already: one grouped pass.
     orders_in_file, orders_existing = fetch(
         "SELECT COUNT(*), COUNT(o.id) FROM {d} LEFT JOIN commerce_order o ON o.source = %s"
         " AND o.external_id = s.order_id".format(d=_distinct(loader, "order_id")),
         [loader.source],
     )[0]
-    # None of the file's orders exists yet (a first import): plain inserts, and nothing to compare.
-    upsert = orders_existing > 0
+    orders_new = orders_in_file - orders_existing
+    # The product's cost is looked up only for the lines that have none in the file.
     revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
-    cost = "SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost, p.unit_cost, 0))"
-    compared = {
-        c: "excluded." + c
-        for c in ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
-    }
+    cost = (
+        "SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost,"
+        " (SELECT p.unit_cost FROM commerce_product p WHERE p.sku = s.sku), 0))"
+    )
     # Lines are summed into orders first, so each order (not each line) looks its customer up.
-    # Orders go in by their id in the file, as do the lines below: each index on the order id
-    # then grows at its end rather than at random places (much less to write on PostgreSQL).
     # The lines of one order agree on the order's fields (``Loader.check``): MIN picks them.
-    orders_changed = execute(
-        "INSERT INTO commerce_order (source, external_id, customer_id, ordered_at, status, channel, revenue, cost)"
-        " SELECT %s, s.order_id, c.id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
+    file_orders = (
+        "(SELECT s.order_id, c.id AS customer_id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
         " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
         " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
-        " {revenue} AS revenue, {cost} AS cost FROM {s} s {join} commerce_product p ON p.sku = s.sku"
-        " GROUP BY s.order_id) s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
-        " WHERE true ORDER BY s.order_id{conflict}".format(
-            s=s,
-            join=_join(),
-            revenue=revenue,
-            cost=cost,
-            conflict=" ON CONFLICT (source, external_id) DO UPDATE SET {set} WHERE {changed}".format(
-                set=", ".join("{} = {}".format(c, v) for c, v in compared.items()),
-                changed=_changed("commerce_order", compared),
-            )
-            if upsert
-            else "",
-        ),
-        [loader.source, loader.source],
+        " {revenue} AS revenue, {cost} AS cost FROM {s} s GROUP BY s.order_id) s {join} customers_customer c"
+        " ON c.source = %s AND c.external_id = s.customer_id) f".format(
+            s=s, join=_join(), revenue=revenue, cost=cost
+        )
     )
-    orders_created = orders_in_file - orders_existing if upsert else orders_changed
-    lines_existing = (
-        _count(
-            "SELECT COUNT(*) FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
-            " WHERE EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = o.id AND l.line_no = s.line_no)".format(
-                lines=lines, join=_join()
+    order_fields = ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
+    # Known orders: only those that differ are written. (An upsert would lock, and so write and
+    # log, every matched row even when nothing changes.)
+    orders_updated = 0
+    if orders_existing:
+        orders_updated = execute(
+            "WITH f AS {materialized}({f}) UPDATE commerce_order SET {set} FROM f"
+            " WHERE commerce_order.source = %s AND commerce_order.external_id = f.order_id"
+            " AND ({changed})".format(
+                materialized=_materialized(),
+                set=", ".join("{c} = f.{c}".format(c=c) for c in order_fields),
+                f=file_orders.removesuffix(" f")[1:-1],
+                changed=_changed("commerce_order", {c: "f." + c for c in order_fields}),
+            ),
+            [loader.source, loader.source],
+        )
+    # New orders go in by their id in the file, as do the lines below: each index on the order
+    # id then grows at its end rather than at random places (much less to write on PostgreSQL).
+    orders_created = 0
+    if orders_new:
+        with indexes.set_aside("commerce_order", orders_new):
+            orders_created = execute(
+                "INSERT INTO commerce_order (source, external_id, {fields}) SELECT %s, f.order_id, {values}"
+                " FROM {f} WHERE {new} ORDER BY f.order_id".format(
+                    fields=", ".join(order_fields),
+                    values=", ".join("f." + c for c in order_fields),
+                    f=file_orders,
+                    new="NOT EXISTS (SELECT 1 FROM commerce_order o WHERE o.source = %s"
+                    " AND o.external_id = f.order_id)"
+                    if orders_existing
+                    else "true",
+                ),
+                [loader.source, loader.source] + ([loader.source] if orders_existing else []),
+            )
+    line_fields = ("product_id", "quantity", "unit_price", "discount", "unit_cost")
+    file_lines = (
+        "(SELECT o.id AS order_id, s.line_no, p.id AS product_id, COALESCE(s.quantity, 1) AS quantity,"
+        " s.unit_price, COALESCE(s.discount, 0) AS discount, COALESCE(s.unit_cost, p.unit_cost) AS unit_cost"
+        " FROM {lines} s {join} commerce_order o ON o.source = %s AND o.external_id = s.order_id"
+        " {join} commerce_product p ON p.sku = s.sku) f".format(lines=lines, join=_join())
+    )
+    lines_updated = 0
+    if orders_existing:
+        lines_updated = execute(
+            "WITH f AS {materialized}({f}) UPDATE commerce_orderline SET {set} FROM f"
+            " WHERE commerce_orderline.order_id = f.order_id AND commerce_orderline.line_no = f.line_no"
+            " AND ({changed})".format(
+                materialized=_materialized(),
+                set=", ".join("{c} = f.{c}".format(c=c) for c in line_fields),
+                f=file_lines.removesuffix(" f")[1:-1],
+                changed=_changed("commerce_orderline", {c: "f." + c for c in line_fields}),
             ),
             [loader.source],
         )
-        if upsert
-        else 0
-    )
-    line_values = {
-        c: "excluded." + c
-        for c in ("product_id", "quantity", "unit_price", "discount", "unit_cost")
-    }
-    lines_changed = execute(
-        "INSERT INTO commerce_orderline (order_id, line_no, product_id, quantity, unit_price, discount, unit_cost)"
-        " SELECT o.id, s.line_no, p.id, COALESCE(s.quantity, 1), s.unit_price, COALESCE(s.discount, 0),"
-        " COALESCE(s.unit_cost, p.unit_cost) FROM {lines} s {join} commerce_order o ON o.source = %s"
-        " AND o.external_id = s.order_id {join} commerce_product p ON p.sku = s.sku WHERE true{conflict}".format(
-            lines=lines,
-            join=_join(),
-            conflict=" ON CONFLICT (order_id, line_no) DO UPDATE SET {set} WHERE {changed}".format(
-                set=", ".join("{} = {}".format(c, v) for c, v in line_values.items()),
-                changed=_changed("commerce_orderline", line_values),
-            )
-            if upsert
-            else "",
-        ),
-        [loader.source],
-    )
-    lines_created = loader.stage.rows - lines_existing
-    if orders_changed > orders_created or lines_changed > lines_created:
+    # New lines: all of them on a first import, else about as many as the new orders have.
+    lines_new = loader.stage.rows * orders_new // max(orders_in_file, 1)
+    with indexes.set_aside("commerce_orderline", lines_new):
+        lines_created = execute(
+            "INSERT INTO commerce_orderline (order_id, line_no, {fields}) SELECT f.order_id, f.line_no,"
+            " {values} FROM {f} WHERE {new}".format(
+                fields=", ".join(line_fields),
+                values=", ".join("f." + c for c in line_fields),
+                f=file_lines,
+                new="NOT EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = f.order_id"
+                " AND l.line_no = f.line_no)"
+                if orders_existing
+                else "true",
+            ),
+            [loader.source],
+        )
+    if orders_updated or lines_updated:
         # An order re-imported with only some of its lines: its sums come from all its lines.
         execute(
             "UPDATE commerce_order SET revenue = t.revenue, cost = t.cost FROM (SELECT l.order_id,"
@@ -340,7 +405,7 @@ def merge_orders(loader: Loader) -> LoadResult:
     return _result(
         loader,
         lines_created,
-        lines_changed,
+        lines_created + lines_updated,
         categories=categories,
         products=products,
         customers=customers,
@@ -348,18 +413,16 @@ def merge_orders(loader: Loader) -> LoadResult:
     )
 
 
-def _merge_products(loader: Loader) -> int:
-    s = loader.stage.name
-    # The file's products, and how many of them are known already: one grouped pass.
+def _merge_products() -> int:
+    # The file's products, and how many of them are known already.
     skus, existing = fetch(
-        "SELECT COUNT(*), COUNT(p.id) FROM {d} LEFT JOIN commerce_product p ON p.sku = s.sku".format(
-            d=_distinct(loader, "sku")
+        "SELECT COUNT(*), COUNT(p.id) FROM {s} s LEFT JOIN commerce_product p ON p.sku = s.sku".format(
+            s=summaries.PRODUCTS
         )
     )[0]
     execute(
         "INSERT INTO commerce_product (sku, name, category_id, price, unit_cost)"
-        " SELECT p.sku, COALESCE(p.name, ''), g.id, p.price, p.unit_cost FROM (SELECT sku, MAX(product_name) AS name,"
-        " MAX(category) AS category, MAX(unit_price) AS price, MAX(unit_cost) AS unit_cost FROM {s} GROUP BY sku) p"
+        " SELECT p.sku, COALESCE(p.name, ''), g.id, p.price, p.unit_cost FROM {s} p"
         " LEFT JOIN commerce_category g ON g.name = p.category WHERE true"
         " ON CONFLICT (sku) DO UPDATE SET name = CASE WHEN excluded.name <> '' THEN excluded.name"
         " ELSE commerce_product.name END, category_id = COALESCE(excluded.category_id, commerce_product.category_id),"
@@ -367,7 +430,7 @@ def _merge_products(loader: Loader) -> int:
         " WHERE (excluded.name <> '' AND excluded.name IS DISTINCT FROM commerce_product.name)"
         " OR (excluded.category_id IS NOT NULL AND excluded.category_id IS DISTINCT FROM commerce_product.category_id)"
         " OR (excluded.unit_cost IS NOT NULL AND excluded.unit_cost IS DISTINCT FROM commerce_product.unit_cost)".format(
-            s=s
+            s=summaries.PRODUCTS
         )
     )
     return skus - existing
@@ -413,7 +476,9 @@ def _keyed_upsert(
 
 
 def merge_subscriptions(loader: Loader) -> LoadResult:
-    customers = create_missing_customers(loader, "customer_id", "customer", "MIN(s.started_at)")
+    customers = create_missing_customers(
+        loader, "customer", referenced_customers(loader, "started_at")
+    )
     created, changed = _keyed_upsert(
         loader,
         "commerce_subscription",
@@ -444,7 +509,9 @@ def _first_of_key(loader: Loader) -> str:
 
 def merge_events(loader: Loader) -> LoadResult:
     s = loader.stage.name
-    customers = create_missing_customers(loader, "customer_id", "prospect", "MIN(s.occurred_at)")
+    customers = create_missing_customers(
+        loader, "prospect", referenced_customers(loader, "occurred_at")
+    )
     # Events never change once they happened: a known key is skipped.
     created = execute(
         "INSERT INTO commerce_behaviourevent (source, key, customer_id, occurred_at, session_id, event_type, page,"
@@ -459,7 +526,9 @@ def merge_events(loader: Loader) -> LoadResult:
 
 
 def merge_interactions(loader: Loader) -> LoadResult:
-    customers = create_missing_customers(loader, "customer_id", "prospect", "MIN(s.occurred_at)")
+    customers = create_missing_customers(
+        loader, "prospect", referenced_customers(loader, "occurred_at")
+    )
     created, changed = _keyed_upsert(
         loader,
         "customers_interaction",
@@ -489,7 +558,9 @@ def merge_interactions(loader: Loader) -> LoadResult:
 
 def merge_consents(loader: Loader) -> LoadResult:
     s = loader.stage.name
-    customers = create_missing_customers(loader, "customer_id", "prospect", "MIN(s.recorded_at)")
+    customers = create_missing_customers(
+        loader, "prospect", referenced_customers(loader, "recorded_at")
+    )
     existing = _count(
         "SELECT COUNT(*) FROM {s} s {join} customers_customer c ON c.source = %s AND c.external_id = s.customer_id"
         " WHERE EXISTS (SELECT 1 FROM customers_consent k WHERE k.customer_id = c.id AND k.channel = s.channel"

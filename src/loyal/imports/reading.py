@@ -9,12 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from loyal.imports.file_sources import (
@@ -122,6 +126,57 @@ class ImportFile:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of ``items``, the next one made in a thread while the caller uses this one.
+
+    Parsing a batch (Arrow, which lets go of the interpreter lock) then overlaps with writing the
+    previous one to the database. One item waits at most, so memory stays bounded. An error in
+    the thread is raised to the caller at the item where it happened; messages are in the
+    caller's language. When the caller stops early, the thread stops after its current item.
+    """
+    language = translation.get_language()
+    handoff: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+
+    def hand_over(message: tuple[bool, object]) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        with translation.override(language):
+            try:
+                for item in items:
+                    if not hand_over((True, item)):
+                        return
+            except BaseException as error:  # raised again in the caller's thread
+                hand_over((False, error))
+                return
+            hand_over((False, None))
+
+    thread = threading.Thread(target=produce, name="loyal-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            is_item, value = handoff.get()
+            if is_item:
+                yield value  # type: ignore[misc]
+            elif value is None:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stopped.set()
+        thread.join()
 
 
 def _in_row_order(table: pa.Table) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from loyal.customers.models import DEFAULT_SOURCE
 from loyal.imports import kinds
 from loyal.imports.files import ImportFileError, RowError, open_import
 from loyal.imports.loading import Loader, LoadResult, MergeError
+from loyal.imports.reading import read_ahead
 from loyal.imports.writing import RejectsWriter, rejects_path
 
 # Errors a report keeps to show; the rest are counted (all are in the rejects file).
@@ -84,10 +86,13 @@ def import_file(
                 date_format=date_format,
                 timezone=timezone,
             ) as import_file_,
+            # The next batch is parsed while this one is staged; the reader thread ends (here, on
+            # an error too) before the file is closed.
+            closing(read_ahead(import_file_.batches())) as batches,
             _rejects(rejects_file) as rejects,
         ):
             loader = Loader(kind, source=source, label=path.name)
-            for batch in import_file_.batches():
+            for batch in batches:
                 rows_read += batch.valid.num_rows + batch.rejected.num_rows
                 error_count += len(batch.errors)
                 errors.extend(batch.errors[: max(MAX_ERRORS_SHOWN - len(errors), 0)])

@@ -181,6 +181,10 @@ def execute(sql: str, params: Sequence | None = None) -> int:
     """Run one statement on Django's connection; returns the number of rows it changed."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if cursor.rowcount == -1 and vendor() == "sqlite":
+            # Python's sqlite3 counts no rows for a statement that starts with WITH.
+            cursor.execute("SELECT changes()")
+            return cursor.fetchone()[0]
         return cursor.rowcount
 
 
