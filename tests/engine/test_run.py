@@ -158,5 +158,16 @@ def test_shared_tables_give_the_answers_of_the_analyses_alone(duck, as_of):
             metrics.churn_per_period(sources, periods, as_of, settings, scores, by=by),
             metrics.churn_rates(segmented, ["period", *by]),
         )
+    # run_all aggregates the trend's periods and the KPI period at once.
+    trend = complete_periods(as_of, settings.trend_freq, settings.trend_periods)
+    columns = metrics.churn_period_columns(sources, [*trend, *last], as_of, settings)
+    pairs["churn_trend_with_kpi"] = (
+        metrics.churn_period_rows(columns, trend).order_by("period"),
+        metrics.churn_trend(sources, as_of, settings),
+    )
+    pairs["churn_kpi_with_trend"] = (
+        metrics.churn_period_rows(columns, last, first=len(trend), drop_empty=False).drop("period"),
+        metrics.churn_rate(sources, as_of, settings),
+    )
     for name, (shared, alone) in pairs.items():
         assert_same_table(name, to_arrow(shared), to_arrow(alone))

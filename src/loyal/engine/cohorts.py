@@ -72,9 +72,14 @@ def cohort_retention(
     act = months.select("customer_id", m=months.month.cast("int64"))
     act = act.inner_join(firsts, "customer_id")
     act = act.select("customer_id", k=act.m - act.first_m)
-    last_k = act.group_by("customer_id").aggregate(last_k=act.k.max())
-
-    members = firsts.inner_join(last_k, "customer_id")
+    # A customer's last active month is the month of their last order (the only one without a
+    # next order): read off the sequence rather than grouping the active months.
+    lasts = purchases.filter(purchases.next_s.isnull())
+    lasts = lasts.select(l_id="customer_id", last_m=lasts.month.cast("int64"))
+    members = firsts.inner_join(lasts, firsts.customer_id == lasts.l_id)
+    members = members.select(
+        "customer_id", "first_s", "first_m", last_k=members.last_m - members.first_m
+    )
     # The last complete month is the one before as_of's month.
     members = members.mutate(max_k=month_index_of(as_of) - 1 - members.first_m)
     if by is None:

@@ -18,6 +18,7 @@ Stages, from behaviour before ``as_of`` (coverage and spells as in ``metrics``),
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -49,6 +50,7 @@ def customer_stages(
     *,
     spells: ir.Table | None = None,
     purchases: ir.Table | None = None,
+    attributes: Sequence[str] = (),
 ) -> ir.Table:
     """The stage of every customer (of ``sources.customers`` or with activity) as of ``as_of``.
 
@@ -56,6 +58,8 @@ def customer_stages(
     as_of), churned (stage == 'churned'), days_since_last_order (null without paid orders),
     spells (number of coverage spells so far). ``spells`` and ``purchases``: a shared
     ``metrics.activity_spells`` and ``common.purchase_sequence`` (built here when None).
+    ``attributes``: columns of ``sources.customers`` to carry along after these (null for a
+    customer without a record), read with the stored stages rather than joined on afterwards.
     """
     as_of = utc(as_of)
     t = epoch(as_of)
@@ -80,9 +84,14 @@ def customer_stages(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
     )
     # Every customer record, and the customers with activity but no record (no stored stage).
-    stored = cust.select("customer_id", stored_stage="stage")
+    stored = cust.select("customer_id", *attributes, stored_stage="stage")
     unrecorded = summary.select("customer_id").anti_join(cust, "customer_id")
     unrecorded = unrecorded.select("customer_id", stored_stage=ibis.null("string"))
+    if attributes:
+        # A customer who joined after as_of has a record but no stored stage here.
+        records = sources.customers.select(*attributes, r_id="customer_id")
+        unrecorded = unrecorded.left_join(records, unrecorded.customer_id == records.r_id)
+        unrecorded = unrecorded.select("customer_id", *attributes, "stored_stage")
     base = stored.union(unrecorded, distinct=False)
     base = base.left_join(summary, base.customer_id == summary.customer_id).drop(
         "customer_id_right"
@@ -126,6 +135,7 @@ def customer_stages(
         churned=stage == "churned",
         days_since_last_order=(t - base.last_order_s).cast("float64") / DAY,
         spells=base.spells.fill_null(0).cast("int64"),
+        **{name: base[name] for name in attributes},
     )
 
 

@@ -435,6 +435,38 @@ def churn_per_period(
     period at once. Periods without customers active at their start have no row, unless
     ``drop_empty`` is False (one period and no ``by``: the row of ``churn_rates`` over no one).
     """
+    columns = churn_period_columns(
+        sources,
+        periods,
+        as_of,
+        settings,
+        p_alive,
+        by=by,
+        segments=segments,
+        spells=spells,
+        purchases=purchases,
+    )
+    return churn_period_rows(columns, periods, by=by, drop_empty=drop_empty)
+
+
+def churn_period_columns(
+    sources: Sources,
+    periods: Sequence[Period],
+    as_of: dt.datetime,
+    settings: EngineSettings,
+    p_alive: ir.Table | None = None,
+    *,
+    by: Sequence[str] = (),
+    segments: ir.Table | None = None,
+    spells: ir.Table | None = None,
+    purchases: ir.Table | None = None,
+) -> ir.Table:
+    """The one aggregation of ``churn_per_period``: a row per ``by`` group (one row without),
+    with the columns customers_i, lost_i, value_mean_i and lost_value_mean_i of each period i.
+
+    Each period's columns depend on that period alone, so ``run_all`` aggregates the trend's
+    periods and the KPI period at once and reads both off the result (``churn_period_rows``).
+    """
     as_of = utc(as_of)
     for p in periods:
         if p.end > as_of:
@@ -450,7 +482,9 @@ def churn_per_period(
     lookback = settings.churn_value_lookback_days
 
     def covers(instant: int) -> ir.BooleanValue:
-        return count_if((spells.start_s <= instant) & (instant < spells.reach_s)) > 0
+        # Any spell covering the instant (null as false, as a count of them > 0 would have it);
+        # cheaper than counting them.
+        return ((spells.start_s <= instant) & (instant < spells.reach_s)).any().fill_null(False)
 
     # A customer's spells all have the same basis.
     t = spells.group_by(["customer_id", "basis"]).aggregate(
@@ -495,17 +529,29 @@ def churn_per_period(
         aggregates[f"lost_{i}"] = count_if(active & lost)
         aggregates[f"value_mean_{i}"] = ibis.cases((active, value)).mean()
         aggregates[f"lost_value_mean_{i}"] = ibis.cases((active & lost, value)).mean()
-    agg = t.group_by(list(by)).aggregate(**aggregates) if by else t.aggregate(**aggregates)
+    return t.group_by(list(by)).aggregate(**aggregates) if by else t.aggregate(**aggregates)
 
-    # One row per period and group: pick each period's columns.
+
+def churn_period_rows(
+    columns: ir.Table,
+    periods: Sequence[Period],
+    *,
+    by: Sequence[str] = (),
+    first: int = 0,
+    drop_empty: bool = True,
+) -> ir.Table:
+    """The rows of ``churn_per_period`` from its ``churn_period_columns``: ``periods`` are those
+    whose columns are numbered from ``first`` on (``drop_empty`` as in ``churn_per_period``)."""
+    numbers = range(first, first + len(periods))
     index = ibis.memtable(
-        {"i": list(range(len(periods))), "period": [p.start.date() for p in periods]},
+        {"i": list(numbers), "period": [p.start.date() for p in periods]},
         schema={"i": "int64", "period": "date"},
     )
-    rows = agg.cross_join(index)
+    # One row per period and group: pick each period's columns.
+    rows = columns.cross_join(index)
 
     def pick(name: str) -> ir.Value:
-        return ibis.cases(*[(rows.i == i, rows[f"{name}_{i}"]) for i in range(len(periods))])
+        return ibis.cases(*[(rows.i == i, rows[f"{name}_{i}"]) for i in numbers])
 
     rows = rows.select(
         "period",

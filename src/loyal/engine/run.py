@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loyal.engine import cohorts, lifecycle, metrics, rfm, stickiness, survival, value
-from loyal.engine.common import purchase_sequence, utc
+from loyal.engine.common import complete_periods, purchase_sequence, utc
 from loyal.engine.execution import cache, to_arrow, to_row
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
@@ -69,17 +69,22 @@ def customer_table(
     when already computed. ``ordered=False`` leaves the rows in no particular order (for a
     caller that sorts them itself); otherwise they are sorted by customer_id.
     """
-    stages = lifecycle.customer_stages(
-        sources, as_of, settings, p_alive, spells=spells, purchases=purchases
+    # The attributes come along with the stages, which read the customer records anyway.
+    t = lifecycle.customer_stages(
+        sources,
+        as_of,
+        settings,
+        p_alive,
+        spells=spells,
+        purchases=purchases,
+        attributes=_ATTRIBUTES,
     )
-    attrs = sources.customers.select(a_id="customer_id", **{c: c for c in _ATTRIBUTES})
     if scored is None:
         scored = rfm.rfm(sources.orders, as_of, settings, purchases=purchases)
     if valued is None:
         valued = value.customer_value(sources, as_of, settings, purchases=purchases)
     scored = scored.rename(r_id="customer_id")
     valued = valued.rename(v_id="customer_id", profit_rank="rank")
-    t = stages.left_join(attrs, stages.customer_id == attrs.a_id).drop("a_id")
     t = t.left_join(scored, t.customer_id == scored.r_id).drop("r_id")
     t = t.left_join(valued, t.customer_id == valued.v_id).drop(
         "v_id", "cum_customer_share", "cum_profit_share"
@@ -152,18 +157,14 @@ def _activity_kpis(
     sources: Sources,
     as_of: dt.datetime,
     settings: EngineSettings,
-    p_alive: ir.Table | None,
-    spells: ir.Table,
+    churn: ir.Table,
     purchases: ir.Table,
 ) -> dict[str, dict[str, Any]]:
-    """The KPI period's churn, stickiness, active users and revenue retention (one row each)."""
+    """The KPI period's churn (``churn``: its ``metrics.churn_rate``), stickiness, active users
+    and revenue retention (one row each)."""
     period = metrics.default_period(as_of, settings)
     return {
-        "churn": to_row(
-            metrics.churn_rate(
-                sources, as_of, settings, p_alive=p_alive, spells=spells, purchases=purchases
-            )
-        ),
+        "churn": to_row(churn),
         "sticky": to_row(
             stickiness.stickiness(sources, period.start, period.end, settings, purchases=purchases)
         ),
@@ -261,7 +262,12 @@ def run_all(
             ("scored", lambda: rfm.rfm(sources.orders, as_of, s(), purchases=purchases)),
             # The customers' last orders: all that the stages read of the sequence, kept so the
             # sequence can be released before the per-customer table is built.
-            ("last_orders", lambda: purchases.filter(purchases.next_s.isnull())),
+            (
+                "last_orders",
+                lambda: purchases.filter(purchases.next_s.isnull()).select(
+                    "customer_id", "o_s", "next_s"
+                ),
+            ),
         ):
             keep(name, build())
 
@@ -300,9 +306,25 @@ def run_all(
         # the backend store a copy of it.
         ctx["customers"] = ibis.memtable(out["customers"])
 
+    def churn() -> None:
+        # Without P(alive) scores, the churn trend's periods and the KPI period are aggregated in
+        # one pass over the spells and orders (each period's numbers depend on it alone); with
+        # them, the KPI period's lost customers differ, and it is aggregated on its own.
+        grid = complete_periods(as_of, s().trend_freq, s().trend_periods)
+        kpi = metrics.default_period(as_of, s())
+        shared = {"spells": ctx["spells"], "purchases": ctx["purchases"]}
+        periods = grid if p_alive is not None else [*grid, kpi]
+        keep("churn", metrics.churn_period_columns(sources, periods, as_of, s(), **shared))
+        ctx["churn_trend"] = metrics.churn_period_rows(ctx["churn"], grid).order_by("period")
+        if p_alive is None:
+            rate = metrics.churn_period_rows(ctx["churn"], [kpi], first=len(grid), drop_empty=False)
+            ctx["churn_rate"] = rate.drop("period")
+        else:
+            ctx["churn_rate"] = metrics.churn_rate(sources, as_of, s(), p_alive=p_alive, **shared)
+
     def activity_kpis_step() -> None:
         ctx["activity_kpis"] = _activity_kpis(
-            sources, as_of, s(), p_alive, ctx["spells"], ctx["purchases"]
+            sources, as_of, s(), ctx["churn_rate"], ctx["purchases"]
         )
 
     def kpis_step() -> None:
@@ -322,13 +344,9 @@ def run_all(
         ("purchases", sequence),
         ("churn_window", resolve),
         ("shared", share),
+        ("churn", churn),
         ("activity_kpis", activity_kpis_step),
-        table(
-            "churn_trend",
-            lambda: metrics.churn_trend(
-                sources, as_of, s(), spells=ctx["spells"], purchases=ctx["purchases"]
-            ),
-        ),
+        table("churn_trend", lambda: ctx["churn_trend"]),
         table(
             "revenue_retention",
             lambda: metrics.revenue_retention_trend(sources.subscriptions, as_of, s()),
