@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from loyal.engine import lifecycle, metrics, rfm, stickiness, value
-from loyal.engine.common import complete_periods, purchase_sequence
+from loyal.engine.common import complete_periods, lookback_start, order_totals, purchase_sequence
 from loyal.engine.execution import to_arrow
 from loyal.engine.lifecycle import STAGES
 from loyal.engine.run import EngineResults, customer_table, run_all
@@ -125,6 +125,17 @@ def test_shared_tables_give_the_answers_of_the_analyses_alone(duck, as_of):
             value.customer_value(sources, as_of, settings),
         ),
     }
+    # run_all groups the orders by customer once for RFM and value.
+    since = lookback_start(as_of, settings.value_lookback_days)
+    totals = order_totals(purchases, since)
+    pairs["rfm_totals"] = (
+        rfm.rfm(sources.orders, as_of, settings, purchases=purchases, totals=totals),
+        rfm.rfm(sources.orders, as_of, settings),
+    )
+    pairs["value_totals"] = (
+        value.customer_value(sources, as_of, settings, purchases=purchases, totals=totals),
+        value.customer_value(sources, as_of, settings),
+    )
     for freq in ("month", "week", "day"):
         pairs[f"lifecycle_{freq}"] = (
             lifecycle.lifecycle_counts(sources, as_of, settings, freq=freq, purchases=purchases),

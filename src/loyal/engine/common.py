@@ -206,7 +206,8 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         "customer_id",
         "order_id",
         o_s=seconds(paid.ordered_at),
-        month=month_index(paid.ordered_at),
+        # int32 before the window: a narrower row to sort.
+        month=month_index(paid.ordered_at).cast("int32"),
         revenue=paid.revenue.fill_null(0.0),
         cost=paid.cost.fill_null(0.0),
     )
@@ -217,13 +218,32 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         "o_s",
         "revenue",
         "cost",
-        month=paid.month.cast("int32"),
+        "month",
         n=(ibis.row_number().over(w) + 1).cast("int32"),  # row_number is 0-based
         prev_s=paid.o_s.lag().over(w),
         next_s=paid.o_s.lead().over(w),
-        prev_month=prev_month.cast("int32"),
-        next_month=paid.month.lead().over(w).cast("int32"),
+        prev_month=prev_month,
+        next_month=paid.month.lead().over(w),
         new_month=prev_month.isnull() | (prev_month != paid.month),
+    )
+
+
+def order_totals(purchases: ir.Table, since: dt.datetime | None) -> ir.Table:
+    """Per customer with a paid order in ``purchases`` (a ``purchase_sequence`` or
+    ``paid_order_values``): last_s (latest o_s), frequency (orders), monetary (their revenue),
+    and order_revenue and cost_of_goods of the orders at or after ``since`` (None: all).
+
+    RFM (without a lookback) and customer value each group every paid order by customer;
+    ``run_all`` groups them once with this table and hands it to both.
+    """
+    o = purchases
+    in_window = ibis.literal(True) if since is None else o.o_s >= epoch(since)
+    return o.group_by("customer_id").aggregate(
+        last_s=o.o_s.max(),
+        frequency=o.count(),
+        monetary=o.revenue.sum(),
+        order_revenue=ibis.cases((in_window, o.revenue), else_=0.0).sum(),
+        cost_of_goods=ibis.cases((in_window, o.cost), else_=0.0).sum(),
     )
 
 

@@ -80,20 +80,25 @@ def rfm_values(
     settings: EngineSettings,
     *,
     purchases: ir.Table | None = None,
+    totals: ir.Table | None = None,
 ) -> ir.Table:
     """Per customer with a paid order: recency_days, frequency, monetary (see module docstring).
 
     ``purchases``: a shared ``common.purchase_sequence(orders, as_of)`` (or
-    ``common.paid_order_values``), read instead of the orders when given.
+    ``common.paid_order_values``), read instead of the orders when given; ``totals``: a shared
+    ``common.order_totals`` of it, read instead when there is no RFM lookback.
     """
     as_of = utc(as_of)
-    paid = paid_order_values(orders, as_of) if purchases is None else purchases
     since = lookback_start(as_of, settings.rfm_lookback_days)
-    if since is not None:
-        paid = paid.filter(paid.o_s >= epoch(since))
-    agg = paid.group_by("customer_id").aggregate(
-        last_s=paid.o_s.max(), frequency=paid.count(), monetary=paid.revenue.sum()
-    )
+    if totals is not None and since is None:
+        agg = totals
+    else:
+        paid = paid_order_values(orders, as_of) if purchases is None else purchases
+        if since is not None:
+            paid = paid.filter(paid.o_s >= epoch(since))
+        agg = paid.group_by("customer_id").aggregate(
+            last_s=paid.o_s.max(), frequency=paid.count(), monetary=paid.revenue.sum()
+        )
     return agg.select(
         "customer_id",
         recency_days=(epoch(as_of) - agg.last_s).cast("float64") / DAY,
@@ -163,12 +168,14 @@ def rfm(
     segment_map: Sequence[RfmSegmentRule] = CLASSIC_SEGMENT_MAP,
     *,
     purchases: ir.Table | None = None,
+    totals: ir.Table | None = None,
 ) -> ir.Table:
     """RFM values, scores and segment for every customer with a paid order.
 
-    ``purchases``: a shared ``common.purchase_sequence(orders, as_of)``.
+    ``purchases``: a shared ``common.purchase_sequence(orders, as_of)``; ``totals``: as in
+    ``rfm_values``.
     """
-    values = rfm_values(orders, as_of, settings, purchases=purchases)
+    values = rfm_values(orders, as_of, settings, purchases=purchases, totals=totals)
     return rfm_segments(rfm_scores(values, settings.rfm_bins), segment_map, settings.rfm_bins)
 
 

@@ -26,7 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loyal.engine import cohorts, lifecycle, metrics, rfm, stickiness, survival, value
-from loyal.engine.common import complete_periods, purchase_sequence, utc
+from loyal.engine.common import (
+    complete_periods,
+    lookback_start,
+    order_totals,
+    purchase_sequence,
+    utc,
+)
 from loyal.engine.execution import cache, to_arrow, to_row
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
@@ -253,13 +259,25 @@ def run_all(
 
     def share() -> None:
         purchases = ctx["purchases"]
+        # Every paid order grouped by customer once, for both the value and RFM.
+        since = lookback_start(as_of, s().value_lookback_days)
+        keep("totals", order_totals(purchases, since))
+        totals = ctx["totals"]
         for name, build in (
             (
                 "spells",
                 lambda: metrics.activity_spells(sources, as_of, s(), purchases=purchases),
             ),
-            ("valued", lambda: value.customer_value(sources, as_of, s(), purchases=purchases)),
-            ("scored", lambda: rfm.rfm(sources.orders, as_of, s(), purchases=purchases)),
+            (
+                "valued",
+                lambda: value.customer_value(
+                    sources, as_of, s(), purchases=purchases, totals=totals
+                ),
+            ),
+            (
+                "scored",
+                lambda: rfm.rfm(sources.orders, as_of, s(), purchases=purchases, totals=totals),
+            ),
             # The customers' last orders: all that the stages read of the sequence, kept so the
             # sequence can be released before the per-customer table is built.
             (
@@ -270,6 +288,7 @@ def run_all(
             ),
         ):
             keep(name, build())
+        release(ctx.pop("totals"))
 
     def table(name: str, build: Callable[[], ir.Table]) -> tuple[str, Callable[[], None]]:
         def step() -> None:

@@ -143,11 +143,9 @@ def _stickiness(
     # sequence of the orders before a later as_of gives the same counts.)
     if purchases is None:
         purchases = purchase_sequence(sources.orders, end)
-    early = purchases.filter(purchases.n <= 2)
-    firsts = early.group_by("customer_id").aggregate(
-        first_s=ibis.cases((early.n == 1, early.o_s)).min(),
-        second_s=ibis.cases((early.n == 2, early.o_s)).min(),
-    )
+    # A customer's second order is the next one after their first: one row each, no grouping.
+    first = purchases.filter(purchases.n == 1)
+    firsts = first.select("customer_id", first_s=first.o_s, second_s=first.next_s)
     ptable = ibis.memtable(
         {
             "period": [p.start.date() for p in grid],

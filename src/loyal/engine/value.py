@@ -39,8 +39,8 @@ import ibis.expr.types as ir
 from loyal.engine.common import (
     Period,
     count_if,
-    epoch,
     lookback_start,
+    order_totals,
     paid_order_values,
     ratio,
     utc,
@@ -95,21 +95,21 @@ def customer_profit(
     settings: EngineSettings,
     *,
     purchases: ir.Table | None = None,
+    totals: ir.Table | None = None,
 ) -> ir.Table:
     """Per valued customer: order_revenue, subscription_revenue, revenue, cost_of_goods, margin,
     contacts, complaints, compensations, cost_to_serve and profit over the value window (see
     the module docstring). ``purchases``: a shared ``common.purchase_sequence(sources.orders,
-    as_of)``, read instead of the orders when given."""
+    as_of)``, read instead of the orders when given; ``totals``: a shared
+    ``common.order_totals(purchases, since)`` with ``since`` the value window's start."""
     as_of = utc(as_of)
     since = lookback_start(as_of, settings.value_lookback_days)
     subs = sources.subscriptions.filter(sources.subscriptions.started_at < as_of)
-    o = paid_order_values(sources.orders, as_of) if purchases is None else purchases
-    # One pass over every paid order: each customer who ever bought, with the window's sums.
-    in_window = ibis.literal(True) if since is None else o.o_s >= epoch(since)
-    sales = o.group_by("customer_id").aggregate(
-        order_revenue=ibis.cases((in_window, o.revenue), else_=0.0).sum(),
-        cost_of_goods=ibis.cases((in_window, o.cost), else_=0.0).sum(),
-    )
+    if totals is None:
+        o = paid_order_values(sources.orders, as_of) if purchases is None else purchases
+        # One pass over every paid order: each customer who ever bought, with the window's sums.
+        totals = order_totals(o, since)
+    sales = totals.select("customer_id", "order_revenue", "cost_of_goods")
     window = periods_table([Period(as_of, as_of)])
     fees = subscription_fees(subs, window, settings.value_lookback_days)
     fees = fees.select("customer_id", subscription_revenue=fees.value)
@@ -205,10 +205,11 @@ def customer_value(
     settings: EngineSettings,
     *,
     purchases: ir.Table | None = None,
+    totals: ir.Table | None = None,
 ) -> ir.Table:
-    """``customer_profit`` with ``abc_classes`` and ``return_classes`` added (``purchases``:
-    as in ``customer_profit``)."""
-    profit = customer_profit(sources, as_of, settings, purchases=purchases)
+    """``customer_profit`` with ``abc_classes`` and ``return_classes`` added (``purchases``
+    and ``totals``: as in ``customer_profit``)."""
+    profit = customer_profit(sources, as_of, settings, purchases=purchases, totals=totals)
     return return_classes(abc_classes(profit, settings), settings)
 
 
