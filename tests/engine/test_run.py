@@ -16,7 +16,7 @@ from loyal.engine.run import EngineResults, customer_table, run_all
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import sources_from_arrow
 
-from .conftest import DEMO_AS_OF, demo_tables
+from .conftest import DEMO_AS_OF, demo_tables, make_sources, ts
 from .test_backends import assert_same_table
 
 
@@ -182,3 +182,27 @@ def test_shared_tables_give_the_answers_of_the_analyses_alone(duck, as_of):
     )
     for name, (shared, alone) in pairs.items():
         assert_same_table(name, to_arrow(shared), to_arrow(alone))
+
+
+def test_customer_table_keeps_the_attributes_of_customers_recorded_after_as_of(duck):
+    # Customer 2 joined after as_of but ordered before it: no stored stage as of then, yet the
+    # record's attributes are theirs; customer 3 ordered without any record.
+    sources = make_sources(
+        duck,
+        customers=[
+            dict(customer_id=1, joined_at="2024-01-01", city="北京", external_id="a"),
+            dict(customer_id=2, joined_at="2024-09-01", city="上海", external_id="b"),
+        ],
+        orders=[
+            dict(order_id=1, customer_id=1, ordered_at="2024-02-01", status="paid", revenue=5.0),
+            dict(order_id=2, customer_id=2, ordered_at="2024-03-01", status="paid", revenue=7.0),
+            dict(order_id=3, customer_id=3, ordered_at="2024-04-01", status="paid", revenue=9.0),
+        ],
+    )
+    settings = EngineSettings(churn_window_days=365)
+    table = to_arrow(customer_table(sources, ts("2024-06-01"), settings))
+    rows = {row["customer_id"]: row for row in table.to_pylist()}
+    assert set(rows) == {1, 2, 3}
+    assert [rows[i]["city"] for i in (1, 2, 3)] == ["北京", "上海", None]
+    assert [rows[i]["external_id"] for i in (1, 2, 3)] == ["a", "b", None]
+    assert [rows[i]["stage"] for i in (1, 2, 3)] == ["customer", "customer", "customer"]
