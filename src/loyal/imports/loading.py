@@ -85,7 +85,7 @@ class Loader:
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]
         columns += _EXTRA_COLUMNS.get(kind.name, ())
         indexes = ((kinds.ROW_NUMBER,), *_INDEXES[kind.name])
-        self.stage = StagingTable("loyal_stage_{}".format(kind.name), columns, indexes)
+        self.stage = StagingTable("loyal_stage_{}".format(kind.name), columns, indexes, bulk=True)
         self.tag_stage = (
             StagingTable(
                 "loyal_stage_tags",
