@@ -8,10 +8,13 @@ no side database is left attached, nor its file on disk, however the load ended.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 import tempfile
+from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 from django.db import connection, transaction
 
@@ -19,6 +22,7 @@ from loyal.commerce.models import BehaviourEvent, Order, OrderLine
 from loyal.customers.models import Consent, Customer
 from loyal.imports import staging
 from loyal.imports.services import import_file
+from loyal.imports.staging import StageColumn, StagingTable, fetch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,3 +144,34 @@ def test_a_file_with_errors_changes_nothing_and_leaves_no_side_database(tmp_path
     assert Order.objects.get().external_id == "O1"
     assert _side_databases() in ([], ["temp"])
     assert _side_files() == files_before
+
+
+def test_staged_times_read_back_as_they_were():
+    """Times go to PostgreSQL's COPY as UTC text with the zone written after it (fast in Arrow)."""
+    times = [
+        dt.datetime(2024, 3, 5, 14, 30, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2024, 3, 5, 6, 30, 0, 250000, tzinfo=ZoneInfo("Asia/Shanghai")),
+        None,
+    ]
+    table = pa.table(
+        {
+            "row_number": pa.array([1, 2, 3, 4], pa.int64()),
+            "at": pa.array(times, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    columns = [StageColumn("row_number", "integer"), StageColumn("at", "datetime")]
+    with transaction.atomic():
+        stage = StagingTable("loyal_stage_times", columns)
+        stage.append(table)
+        stored = [
+            value for (value,) in fetch("SELECT at FROM loyal_stage_times ORDER BY row_number")
+        ]
+        stage.drop()
+    if connection.vendor == "postgresql":
+        assert stored == times
+    else:  # as Django's SQLite backend writes them
+        assert stored == [
+            None if value is None else connection.ops.adapt_datetimefield_value(value)
+            for value in times
+        ]

@@ -133,6 +133,7 @@ class StagingTable:
     def _copy(self, table: pa.Table) -> None:
         # Columns the file does not have stay out of the COPY (they default to NULL).
         table = table.select(_given(table))
+        table = pa.table({name: _postgres_array(table.column(name)) for name in table.column_names})
         names = ", ".join(table.column_names)
         with connection.cursor() as cursor:
             raw = cursor.cursor  # psycopg's own cursor, for COPY
@@ -271,6 +272,19 @@ def _given(table: pa.Table) -> list[str]:
     """The columns holding at least one value (the first one always, so no row is empty)."""
     names = table.column_names
     return [names[0]] + [n for n in names[1:] if table.column(n).null_count < table.num_rows]
+
+
+def _postgres_array(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``column`` as COPY is sent it: times with a zone as UTC text, the rest as they are.
+
+    Arrow formats a time with a zone about 30 times slower than the same time without one (2 s
+    for a million order lines, most of the cost of staging them): UTC wall time is formatted and
+    the zone written after it.
+    """
+    if not (pa.types.is_timestamp(column.type) and column.type.tz is not None):
+        return column
+    utc = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.timestamp("us"))
+    return pc.binary_join_element_wise(pc.cast(utc, pa.string()), "+00", "")
 
 
 def _sqlite_table(table: pa.Table, columns: Sequence[StageColumn]) -> pa.Table:
