@@ -84,8 +84,10 @@ class Loader:
         columns = [StageColumn(kinds.ROW_NUMBER, "integer")]
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]
         columns += _EXTRA_COLUMNS.get(kind.name, ())
-        indexes = ((kinds.ROW_NUMBER,), *_INDEXES[kind.name])
-        self.stage = StagingTable("loyal_stage_{}".format(kind.name), columns, indexes, bulk=True)
+        # No index on row_number alone: only ``discard`` looks rows up by it, and builds one.
+        self.stage = StagingTable(
+            "loyal_stage_{}".format(kind.name), columns, _INDEXES[kind.name], bulk=True
+        )
         self.tag_stage = (
             StagingTable(
                 "loyal_stage_tags",
@@ -287,6 +289,7 @@ class Loader:
         """Drop staged rows (those rejected by ``check`` when invalid rows are skipped)."""
         if self.summaries is not None:
             self.summaries.stale = True
+        self.stage.add_index((kinds.ROW_NUMBER,))
         ordered = sorted(rows)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]

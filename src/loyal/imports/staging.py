@@ -182,6 +182,14 @@ class StagingTable:
                 cursor.execute("ANALYZE {}".format(self.name))
         self.sealed = True
 
+    def add_index(self, columns: Sequence[str]) -> None:
+        """Index sealed rows for a lookup that only some loads make (built once)."""
+        schema, _dot, table = self.name.rpartition(".")
+        name = "{}_by_{}".format(table, "_".join(columns))
+        if schema:  # an attached side database: the index goes into the table's schema
+            name = "{}.{}".format(schema, name)
+        execute("CREATE INDEX IF NOT EXISTS {} ON {} ({})".format(name, table, ", ".join(columns)))
+
     def drop(self) -> None:
         if self._side is not None:
             return  # the file goes when the load's transaction is over: see detach_stale
@@ -232,7 +240,6 @@ class _SideDatabase:
                         self.name, i, self.name, ", ".join(index_columns)
                     )
                 )
-            cursor.execute("ANALYZE")
         self._writer.close()
         self.schema = "{}{}".format(_SIDE_SCHEMA, next(_SCHEMA_NUMBERS))
         with connection.cursor() as cursor:
