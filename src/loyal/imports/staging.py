@@ -15,7 +15,8 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -76,6 +77,20 @@ def tune_for_bulk_load() -> None:
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
         cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute("SET LOCAL jit = off")
+
+
+@contextmanager
+def without_hash_aggregation() -> Iterator[None]:
+    """PostgreSQL groups by sorting (or along an index) within the block, not by hashing."""
+    if vendor() != "postgresql":
+        yield
+        return
+    before = fetch("SELECT current_setting('enable_hashagg')")[0][0]
+    execute("SET LOCAL enable_hashagg = off")
+    try:
+        yield
+    finally:
+        execute("SET LOCAL enable_hashagg = {}".format("on" if before == "on" else "off"))
 
 
 class StagingTable:
