@@ -93,7 +93,7 @@ def create_missing_customers(loader: Loader, stage: str, referenced: str) -> int
         [StageColumn("customer_id", "text"), StageColumn("joined", "datetime")],
     )
     try:
-        execute(
+        missing = execute(
             "INSERT INTO {n} (customer_id, joined) SELECT r.customer_id, r.joined FROM {r} r"
             " WHERE r.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_customer c"
             " WHERE c.source = %s AND c.external_id = r.customer_id)".format(
@@ -102,21 +102,25 @@ def create_missing_customers(loader: Loader, stage: str, referenced: str) -> int
             [loader.source],
         )
         new.seal()
-        created = execute(
-            "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at,"
-            " acquisition_source, acquisition_channel, joined_at, city, attributes, created_at,"
-            " updated_at) SELECT %s, n.customer_id, '', %s, n.joined, '', '', n.joined, '', {attrs},"
-            " %s, %s FROM {n} n".format(n=new.name, attrs=json_value("'{}'")),
-            [loader.source, stage, loader.now, loader.now],
-        )
-        if created:
-            execute(
-                "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage, to_stage,"
-                " reason, origin) SELECT c.id, c.stage_changed_at, '', c.stage, %s, 'import'"
-                " FROM {n} n {join} customers_customer c ON c.source = %s"
-                " AND c.external_id = n.customer_id".format(n=new.name, join=_join()),
-                [loader.label, loader.source],
+        # The customers' plain indexes (on stage and owner: few values, many duplicates) cost
+        # more to keep up row by row than to build again after a large load.
+        with indexes.set_aside("customers_customer", missing):
+            created = execute(
+                "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at,"
+                " acquisition_source, acquisition_channel, joined_at, city, attributes, created_at,"
+                " updated_at) SELECT %s, n.customer_id, '', %s, n.joined, '', '', n.joined, '',"
+                " {attrs}, %s, %s FROM {n} n".format(n=new.name, attrs=json_value("'{}'")),
+                [loader.source, stage, loader.now, loader.now],
             )
+        if created:
+            with indexes.set_aside("customers_stagechange", created):
+                execute(
+                    "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage,"
+                    " to_stage, reason, origin) SELECT c.id, c.stage_changed_at, '', c.stage, %s,"
+                    " 'import' FROM {n} n {join} customers_customer c ON c.source = %s"
+                    " AND c.external_id = n.customer_id".format(n=new.name, join=_join()),
+                    [loader.label, loader.source],
+                )
     finally:
         new.drop()
     return created
