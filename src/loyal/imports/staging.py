@@ -100,8 +100,8 @@ class StagingTable:
     it then lives in a database file of its own, filled by ADBC (which binds Arrow columns in C,
     about three times faster than Python's executemany), indexed, and attached to Django's
     connection when sealed; ``name`` is then qualified by the attached schema. The file is not
-    part of the load's transaction: it holds nothing but staged rows, and is deleted on
-    :meth:`drop`. It is detached once the load's transaction is over (see :func:`detach_stale`).
+    part of the load's transaction: it holds nothing but staged rows, and is detached and deleted
+    once the load's transaction is over (see :func:`detach_stale`).
     SQLite detaches a database only outside any transaction, and a transaction begun before the
     file was attached locks it for writing (``BEGIN IMMEDIATE``): so a load inside a caller's
     transaction (more than its own ``atomic`` block open) stages into a temporary table instead.
@@ -208,7 +208,6 @@ class StagingTable:
     def drop(self) -> None:
         if self._side is not None:
             return  # the file goes when the load's transaction is over: see detach_stale
-
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS {}".format(self.name))
 
