@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 LOYAL = [sys.executable, "-m", "loyal"]
@@ -31,6 +29,8 @@ POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 def make_csv(path: Path, lines: int, seed: int = 1) -> None:
     """Order lines: ~2.5 lines an order, 100,000 customers, 500 products."""
+    import numpy as np  # only in the child that generates the file (see ``main``)
+
     rng = np.random.default_rng(seed)
     order_sizes = rng.integers(1, 5, size=lines)  # more than needed; cut below
     order_of_line = np.repeat(np.arange(order_sizes.size), order_sizes)[:lines]
@@ -105,12 +105,29 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        make_csv(args.generate, args.lines)
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     csv_path = WORK / "orders-{}.csv".format(args.lines)
     if not csv_path.exists():
         print("generating {} ...".format(csv_path))
-        make_csv(csv_path, args.lines)
+        # In a child: a parent that held the data would pass its peak memory on to the imports
+        # it starts (Linux keeps ru_maxrss across exec, and a vfork child execs from the
+        # parent's memory). Written under another name first, so a stopped run leaves no half file.
+        partial = csv_path.with_name(csv_path.name + ".partial")
+        generate = [
+            sys.executable,
+            __file__,
+            "--lines",
+            str(args.lines),
+            "--generate",
+            str(partial),
+        ]
+        subprocess.run(generate, check=True)
+        partial.replace(csv_path)
     print(
         "file: {} ({:.0f} MB, {} order lines)".format(
             csv_path.name, csv_path.stat().st_size / 1e6, args.lines

@@ -268,3 +268,17 @@ def test_lines_after_a_skipped_line_are_numbered_without_it(tmp_path):
     import_file(path, "orders", skip_invalid=True)
     numbered = OrderLine.objects.order_by("line_no").values_list("line_no", "product__sku")
     assert list(numbered) == [(1, "A"), (2, "C")]
+
+
+def test_order_cost_takes_the_products_cost_for_lines_without_one():
+    row = {"ordered_at": at(2024, 3, 1), "customer_id": "C1", "unit_price": "1"}
+    rows = [
+        {**row, "order_id": "O1", "sku": "A", "quantity": 2},  # costs what product A costs
+        {**row, "order_id": "O1", "sku": "B", "unit_cost": "3"},
+        {**row, "order_id": "O2", "sku": "A", "unit_cost": "0.5"},  # product A costs 0.5
+    ]
+    load_tables("orders", [orders_table(rows)])
+    costs = dict(Order.objects.values_list("external_id", "cost"))
+    assert costs == {"O1": Decimal("4.00"), "O2": Decimal("0.50")}
+    again = load_tables("orders", [orders_table(rows)])
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)

@@ -23,9 +23,12 @@ from loyal.imports import kinds, merging
 from loyal.imports.staging import (
     StageColumn,
     StagingTable,
+    count,
     execute,
+    false,
     fetch,
     tune_for_bulk_load,
+    without_hash_aggregation,
 )
 from loyal.imports.summaries import OrderSummaries
 
@@ -59,6 +62,17 @@ _EXTRA_COLUMNS: dict[str, tuple[StageColumn, ...]] = {
     "events": (StageColumn("key", "text"),),
     "interactions": (StageColumn("key", "text"), StageColumn("search_document", "text")),
 }
+_ORDER_TOTALS = (
+    StageColumn("order_id", "text"),
+    StageColumn("customer_id", "text"),
+    StageColumn("ordered_at", "datetime"),
+    StageColumn("status", "text"),
+    StageColumn("channel", "text"),
+    StageColumn("revenue", "decimal"),
+    StageColumn("known_cost", "decimal"),
+    StageColumn("lines_without_cost", "integer"),
+    StageColumn("disagrees", "boolean"),
+)
 _INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "customers": (("external_id",),),
     "orders": (("order_id", "row_number"),),
@@ -84,8 +98,10 @@ class Loader:
         columns = [StageColumn(kinds.ROW_NUMBER, "integer")]
         columns += [StageColumn(c.name, _stage_type(c.type)) for c in kind.columns]
         columns += _EXTRA_COLUMNS.get(kind.name, ())
-        indexes = ((kinds.ROW_NUMBER,), *_INDEXES[kind.name])
-        self.stage = StagingTable("loyal_stage_{}".format(kind.name), columns, indexes)
+        # No index on row_number alone: only ``discard`` looks rows up by it, and builds one.
+        self.stage = StagingTable(
+            "loyal_stage_{}".format(kind.name), columns, _INDEXES[kind.name], bulk=True
+        )
         self.tag_stage = (
             StagingTable(
                 "loyal_stage_tags",
@@ -96,6 +112,7 @@ class Loader:
             else None
         )
         self.summaries = OrderSummaries() if kind.name == "orders" else None
+        self._order_totals: StagingTable | None = None
 
     # ---- staging -------------------------------------------------------------------------------
 
@@ -167,7 +184,7 @@ class Loader:
         stage = self.stage.name
         errors: list[MergeError] = []
         if self.kind.name == "orders":
-            errors += self._conflicting_order_fields()
+            errors += self._conflicting_order_fields(self.order_totals())
             # Without line numbers in the file, each line takes its position: none can repeat.
             if "line_no" in self.present:
                 lines = "(SELECT row_number, order_id, {} AS line_no FROM {}) s".format(
@@ -232,23 +249,51 @@ class Loader:
             for row, first, value in rows
         ]
 
-    def _conflicting_order_fields(self) -> list[MergeError]:
+    def order_totals(self) -> str:
+        """The staged lines summed into orders, one grouped pass for the check and the merge.
+
+        Per order: its fields (the lines agree on them, see ``_conflicting_order_fields``, so MIN
+        picks them), its revenue, the cost of its lines that give one and how many do not (those
+        take the product's cost, known only once products are merged: see ``merge_orders``), and
+        whether its lines disagree (several values, or values and blanks). Built again after
+        ``discard``. Returns the table's name.
+        """
+        if self._order_totals is not None:
+            return self._order_totals.name
+        self.stage.seal()
+        columns = [
+            c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
+        ]
+        disagrees = " OR ".join(
+            "MIN({c}) <> MAX({c}) OR COUNT({c}) NOT IN (0, COUNT(*))".format(c=c) for c in columns
+        )
+        totals = StagingTable("loyal_stage_order_totals", _ORDER_TOTALS)
+        # Grouped along the staging index on (order_id, row_number): PostgreSQL would rather
+        # hash a million lines, which takes twice as long and half a GiB of memory.
+        with without_hash_aggregation():
+            execute(
+                "INSERT INTO {t} (order_id, customer_id, ordered_at, status, channel, revenue,"
+                " known_cost, lines_without_cost, disagrees) SELECT order_id, MIN(customer_id),"
+                " MIN(ordered_at), COALESCE(MIN(status), 'paid'), COALESCE(MIN(channel), ''),"
+                " SUM(COALESCE(quantity, 1) * unit_price - COALESCE(discount, 0)),"
+                " SUM(COALESCE(quantity, 1) * unit_cost), COUNT(*) - COUNT(unit_cost), {disagrees}"
+                " FROM {s} WHERE order_id IS NOT NULL GROUP BY order_id".format(
+                    t=totals.name, s=self.stage.name, disagrees=disagrees or false()
+                )
+            )
+        totals.rows = count(totals.name)
+        totals.seal()
+        self._order_totals = totals
+        return totals.name
+
+    def _conflicting_order_fields(self, totals: str) -> list[MergeError]:
         """Lines of one order that disagree with its first line on an order-level field."""
         columns = [
             c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
         ]
-        if not columns:
-            return []
-        # Most files have no such line: a cheap grouped pass says whether any order has one
-        # (its lines hold several values, or values and blanks) before they are looked for.
-        disagree = " OR ".join(
-            "MIN({c}) <> MAX({c}) OR COUNT({c}) NOT IN (0, COUNT(*))".format(c=c) for c in columns
-        )
-        if not fetch(
-            "SELECT 1 FROM {s} GROUP BY order_id HAVING {disagree} LIMIT 1".format(
-                s=self.stage.name, disagree=disagree
-            )
-        ):
+        # Most files have no such line: the order totals say whether any order has one before
+        # they are looked for.
+        if not columns or not fetch("SELECT 1 FROM {} WHERE disagrees LIMIT 1".format(totals)):
             return []
         # One ordered pass: each line beside the first line of its order, every field at once.
         firsts = ", ".join("FIRST_VALUE({c}) OVER w AS first_{c}".format(c=c) for c in columns)
@@ -287,6 +332,10 @@ class Loader:
         """Drop staged rows (those rejected by ``check`` when invalid rows are skipped)."""
         if self.summaries is not None:
             self.summaries.stale = True
+        if self._order_totals is not None:
+            self._order_totals.drop()
+            self._order_totals = None
+        self.stage.add_index((kinds.ROW_NUMBER,))
         ordered = sorted(rows)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
@@ -311,6 +360,9 @@ class Loader:
                 self.tag_stage.drop()
             if self.summaries is not None:
                 self.summaries.drop()
+            if self._order_totals is not None:
+                self._order_totals.drop()
+                self._order_totals = None
 
 
 def _line_no_sql() -> str:

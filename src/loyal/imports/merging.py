@@ -93,7 +93,7 @@ def create_missing_customers(loader: Loader, stage: str, referenced: str) -> int
         [StageColumn("customer_id", "text"), StageColumn("joined", "datetime")],
     )
     try:
-        execute(
+        missing = execute(
             "INSERT INTO {n} (customer_id, joined) SELECT r.customer_id, r.joined FROM {r} r"
             " WHERE r.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_customer c"
             " WHERE c.source = %s AND c.external_id = r.customer_id)".format(
@@ -102,21 +102,25 @@ def create_missing_customers(loader: Loader, stage: str, referenced: str) -> int
             [loader.source],
         )
         new.seal()
-        created = execute(
-            "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at,"
-            " acquisition_source, acquisition_channel, joined_at, city, attributes, created_at,"
-            " updated_at) SELECT %s, n.customer_id, '', %s, n.joined, '', '', n.joined, '', {attrs},"
-            " %s, %s FROM {n} n".format(n=new.name, attrs=json_value("'{}'")),
-            [loader.source, stage, loader.now, loader.now],
-        )
-        if created:
-            execute(
-                "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage, to_stage,"
-                " reason, origin) SELECT c.id, c.stage_changed_at, '', c.stage, %s, 'import'"
-                " FROM {n} n {join} customers_customer c ON c.source = %s"
-                " AND c.external_id = n.customer_id".format(n=new.name, join=_join()),
-                [loader.label, loader.source],
+        # The customers' plain indexes (on stage and owner: few values, many duplicates) cost
+        # more to keep up row by row than to build again after a large load.
+        with indexes.set_aside("customers_customer", missing):
+            created = execute(
+                "INSERT INTO customers_customer (source, external_id, name, stage, stage_changed_at,"
+                " acquisition_source, acquisition_channel, joined_at, city, attributes, created_at,"
+                " updated_at) SELECT %s, n.customer_id, '', %s, n.joined, '', '', n.joined, '',"
+                " {attrs}, %s, %s FROM {n} n".format(n=new.name, attrs=json_value("'{}'")),
+                [loader.source, stage, loader.now, loader.now],
             )
+        if created:
+            with indexes.set_aside("customers_stagechange", created):
+                execute(
+                    "INSERT INTO customers_stagechange (customer_id, changed_at, from_stage,"
+                    " to_stage, reason, origin) SELECT c.id, c.stage_changed_at, '', c.stage, %s,"
+                    " 'import' FROM {n} n {join} customers_customer c ON c.source = %s"
+                    " AND c.external_id = n.customer_id".format(n=new.name, join=_join()),
+                    [loader.label, loader.source],
+                )
     finally:
         new.drop()
     return created
@@ -295,29 +299,27 @@ def merge_orders(loader: Loader) -> LoadResult:
     )
     products = _merge_products()
     customers = create_missing_customers(loader, "customer", summaries.CUSTOMERS)
-    # The file's orders, and how many of them are known already: one grouped pass.
+    # Lines are summed into orders first (``Loader.order_totals``, also used by the check), so
+    # each order (not each line) looks its customer up.
+    totals = loader.order_totals()
+    # The file's orders, and how many of them are known already.
     orders_in_file, orders_existing = fetch(
-        "SELECT COUNT(*), COUNT(o.id) FROM {d} LEFT JOIN commerce_order o ON o.source = %s"
-        " AND o.external_id = s.order_id".format(d=_distinct(loader, "order_id")),
+        "SELECT COUNT(*), COUNT(o.id) FROM {t} t LEFT JOIN commerce_order o ON o.source = %s"
+        " AND o.external_id = t.order_id".format(t=totals),
         [loader.source],
     )[0]
     orders_new = orders_in_file - orders_existing
-    # The product's cost is looked up only for the lines that have none in the file.
-    revenue = "SUM(COALESCE(s.quantity, 1) * s.unit_price - COALESCE(s.discount, 0))"
+    # The product's cost is looked up only for the lines that have none in the file: the lines
+    # of such an order are summed again, each with its own cost or its product's.
     cost = (
-        "SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost,"
-        " (SELECT p.unit_cost FROM commerce_product p WHERE p.sku = s.sku), 0))"
-    )
-    # Lines are summed into orders first, so each order (not each line) looks its customer up.
-    # The lines of one order agree on the order's fields (``Loader.check``): MIN picks them.
+        "CASE WHEN t.lines_without_cost = 0 THEN t.known_cost ELSE (SELECT"
+        " SUM(COALESCE(s.quantity, 1) * COALESCE(s.unit_cost, (SELECT p.unit_cost FROM"
+        " commerce_product p WHERE p.sku = s.sku), 0)) FROM {s} s WHERE s.order_id = t.order_id) END"
+    ).format(s=s)
     file_orders = (
-        "(SELECT s.order_id, c.id AS customer_id, s.ordered_at, s.status, s.channel, s.revenue, s.cost"
-        " FROM (SELECT s.order_id, MIN(s.customer_id) AS customer_id, MIN(s.ordered_at) AS ordered_at,"
-        " COALESCE(MIN(s.status), 'paid') AS status, COALESCE(MIN(s.channel), '') AS channel,"
-        " {revenue} AS revenue, {cost} AS cost FROM {s} s GROUP BY s.order_id) s {join} customers_customer c"
-        " ON c.source = %s AND c.external_id = s.customer_id) f".format(
-            s=s, join=_join(), revenue=revenue, cost=cost
-        )
+        "(SELECT t.order_id, c.id AS customer_id, t.ordered_at, t.status, t.channel, t.revenue,"
+        " {cost} AS cost FROM {t} t {join} customers_customer c ON c.source = %s"
+        " AND c.external_id = t.customer_id) f".format(t=totals, join=_join(), cost=cost)
     )
     order_fields = ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
     # Known orders: only those that differ are written. (An upsert would lock, and so write and

@@ -17,6 +17,7 @@ from loyal.imports import kinds
 from loyal.imports.files import ImportFileError, RowError, open_import
 from loyal.imports.loading import Loader, LoadResult, MergeError
 from loyal.imports.reading import read_ahead
+from loyal.imports.staging import detach_stale
 from loyal.imports.writing import RejectsWriter, rejects_path
 
 # Errors a report keeps to show; the rest are counted (all are in the rejects file).
@@ -144,6 +145,8 @@ def import_file(
         pass
     except ImportFileError as error:
         raise ImportRefused(str(error)) from error
+    finally:
+        detach_stale()
     if rejects_file is not None and not rejected_rows and rejects_file.exists():
         rejects_file.unlink()
     assert report is not None
@@ -158,6 +161,15 @@ def load_tables(
     Used by the demo store and bulk API calls; rows that break a cross-row rule raise ImportRefused.
     """
     kind = _kind(kind_name)
+    try:
+        return _load_tables(kind, tables, source, label)
+    finally:
+        detach_stale()
+
+
+def _load_tables(
+    kind: kinds.Kind, tables: Iterable[pa.Table], source: str, label: str
+) -> LoadResult:
     with transaction.atomic():
         loader = Loader(kind, source=source, label=label)
         next_row = 2
