@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -217,6 +218,16 @@ _SCHEMA_NUMBERS = itertools.count(1)
 _SIDES = threading.local()  # this thread's side databases (Django's connection is per thread)
 
 
+def _scratch_directory() -> str | None:
+    """Beside the database file, where the user keeps room for data (over 100 MB for a million
+    order lines); the system's temporary directory (often in memory) for an in-memory database.
+    """
+    path = Path(str(connection.settings_dict["NAME"]))
+    if str(path) == ":memory:" or str(path).startswith("file:") or not path.parent.is_dir():
+        return None
+    return str(path.parent)
+
+
 class _SideDatabase:
     """A staging table in a SQLite file of its own, written by ADBC, read through ATTACH.
 
@@ -229,7 +240,9 @@ class _SideDatabase:
 
         detach_stale()
         self.name = name
-        handle, self.path = tempfile.mkstemp(prefix="loyal-stage-", suffix=".sqlite3")
+        handle, self.path = tempfile.mkstemp(
+            prefix="loyal-stage-", suffix=".sqlite3", dir=_scratch_directory()
+        )
         os.close(handle)
         self.schema: str | None = None
         self._writer = adbc.connect(self.path, autocommit=True)
