@@ -276,6 +276,8 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     0.28 s, a third of a summary of 7 million orders in a process without pandas.
     """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.null_count:
+        raise ValueError("expected a column without nulls")
     dtype = np.dtype(array.type.to_pandas_dtype())
     return np.frombuffer(
         array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize
