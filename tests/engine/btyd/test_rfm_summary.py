@@ -122,9 +122,10 @@ def test_summarise_orders_stored_by_customer_in_time_order(
     pd.testing.assert_frame_equal(results[0], results[1], check_exact=False, rtol=1e-12)
 
 
-def test_orders_grouped_by_customer_in_time_order_need_no_sort() -> None:
+@pytest.mark.parametrize("scale", [1, 2**28])  # sort keys in 32 bits, or too large for them
+def test_orders_grouped_by_customer_in_time_order_need_no_sort(scale: int) -> None:
     # Customer 5's orders: days 3, 3 (one purchase of 3.5) and 9; customer 8's: days 1 and 4.
-    codes = np.array([5, 5, 5, 8, 8])
+    codes = np.array([5, 5, 5, 8, 8]) * scale
     period = np.array([3, 3, 9, 1, 4], dtype=np.int32)
     amount = np.array([1.25, 2.25, 4.0, 8.0, 16.0])
     stored = _purchases_in_stored_order(codes, period, amount)
@@ -132,6 +133,7 @@ def test_orders_grouped_by_customer_in_time_order_need_no_sort() -> None:
     for got, expected in zip(stored, _purchases_by_sorting(codes, period, amount), strict=True):
         np.testing.assert_array_equal(got, expected)  # type: ignore[arg-type]
         assert got.dtype == expected.dtype  # type: ignore[union-attr]
+    np.testing.assert_array_equal(stored[0], [5 * scale, 8 * scale])
     np.testing.assert_array_equal(stored[1], [2.0, 2.0])  # purchases
     np.testing.assert_array_equal(stored[4], [3.5, 8.0])  # first purchases' amounts
     assert _purchases_in_stored_order(codes, period, None)[4] is None  # type: ignore[index]
