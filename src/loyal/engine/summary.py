@@ -123,17 +123,21 @@ def _orders(
     customer_col: str,
     time_col: str,
     amount_col: str | None,
-    period: Period,
+    period: Period | None,
     after: datetime | None,
     until: datetime,
 ) -> ir.Table:
-    """Orders in (after, until] as customer, ``_period`` index and ``_amount`` (0 if none)."""
+    """Orders in (after, until] as customer, ``_period`` index and ``_amount`` (0 if none).
+
+    With ``period=None``, the order's time ``_at`` instead of ``_period`` (see :func:`summarise`).
+    """
     _check_columns(transactions, customer_col, time_col, amount_col)
     rows = transactions.filter(_window(_as_timestamp(transactions[time_col]), after, until))
     amount = rows[amount_col].fill_null(0.0) if amount_col else ibis.literal(0.0)
+    at = _as_timestamp(rows[time_col])
     return rows.select(
         rows[customer_col],
-        _period=period_index(_as_timestamp(rows[time_col]), period),
+        **({"_at": at} if period is None else {"_period": period_index(at, period)}),
         _amount=amount.cast("float64"),
     )
 
@@ -262,10 +266,35 @@ def summarise(
     if not on_duckdb(transactions):
         return to_arrow(customer_summary(transactions, as_of, period=period, **columns))
     until = _cutoff(as_of, "as_of")
-    rows = to_arrow(_orders(transactions, period=period, after=None, until=until, **columns))
+    # The orders' times come as they are stored (integer epochs) and their periods are computed
+    # in NumPy: DuckDB's FDIV projection took 0.2 s of its threads' time on 7 million orders,
+    # NumPy's integer division takes 0.02 s.
+    rows = to_arrow(_orders(transactions, period=None, after=None, until=until, **columns))
+    period_column = _arrow(_period_of_times(rows["_at"], period))
+    rows = rows.drop_columns(["_at"]).append_column("_period", period_column)
     return _summary_of_orders(
         rows, customer_col, _period_index_of(until, period), with_amount=amount_col is not None
     )
+
+
+def _period_of_times(times: pa.ChunkedArray, period: Period) -> np.ndarray:
+    """:func:`period_index` of Arrow timestamps (naive ones hold UTC wall times), in NumPy.
+
+    Arrow stores a timestamp as its integer epoch in its unit; NumPy's floor division by the
+    day's length floors as ``period_index`` does, before 1970 too (a test pins them equal).
+    Chunk by chunk, so that the 64-bit days of all orders are never held at once.
+    """
+    per_day = _SECONDS_PER_DAY * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[times.type.unit]
+    index = np.empty(len(times), dtype=np.int32)
+    start = 0
+    for chunk in times.chunks:
+        day = _numpy(chunk.cast(pa.int64())) // per_day
+        if period == "W":
+            day += _MONDAY_SHIFT
+            day //= 7
+        index[start : start + len(day)] = day
+        start += len(day)
+    return index
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

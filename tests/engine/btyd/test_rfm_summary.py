@@ -18,6 +18,7 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 
 from loyal.engine.btyd import group_histories
 from loyal.engine.summary import (
+    _period_of_times,
     _purchases_by_sorting,
     _purchases_in_stored_order,
     calibration_holdout_summary,
@@ -272,6 +273,10 @@ def test_duckdb_period_index_equals_the_portable_definition(
     expected = days if period == "D" else [(d + 3) // 7 for d in days]
     assert duckdb.execute(fast)["index"].tolist() == expected
     assert duckdb.execute(portable)["index"].tolist() == expected
+    # summarise computes the index in NumPy from the stored epochs, in their unit.
+    for unit in ("us", "ns"):
+        times = pa.chunked_array([table["ts"].cast(pa.timestamp(unit, tz=timezone))])
+        assert _period_of_times(times, period).tolist() == expected  # type: ignore[arg-type]
 
 
 def test_rfm_patterns_count_customers(master_orders: ir.Table, run: Run) -> None:
