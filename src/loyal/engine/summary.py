@@ -304,7 +304,9 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     array, see :func:`_arrow`) go through its pandas conversion, whose first use imports pandas:
     0.28 s, a third of a summary of 7 million orders in a process without pandas.
     """
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = column
+    if isinstance(column, pa.ChunkedArray):  # combine_chunks copies even a single chunk
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if array.null_count:
         raise ValueError("expected a column without nulls")
     dtype = np.dtype(array.type.to_pandas_dtype())
