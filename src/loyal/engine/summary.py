@@ -253,12 +253,12 @@ def summarise(
 ) -> pa.Table:
     """:func:`customer_summary`, executed: an Arrow table with the same columns and values.
 
-    On DuckDB only the orders' projection (customer, period index, amount) is executed, and the
-    per-customer aggregation is done in NumPy (:func:`_summary_of_orders`): there nearly every
-    (customer, period) pair is a group of its own (7.8 of 8 million orders), and DuckDB's two
-    hash aggregations over them took 1.9 s where sorting one integer key takes 0.3 s, and
-    orders stored by customer in time order need no sort at all. Amounts are summed in another
-    order, so monetary values may differ in the last bits. Elsewhere
+    On DuckDB only the orders' projection (customer, time, amount) is executed, and the periods
+    and the per-customer aggregation are computed in NumPy (:func:`_summary_of_orders`): there
+    nearly every (customer, period) pair is a group of its own (7.8 of 8 million orders), and
+    DuckDB's two hash aggregations over them took 1.9 s where sorting one integer key takes
+    0.3 s, and orders stored by customer in time order need no sort at all. Amounts are summed
+    in another order, so monetary values may differ in the last bits. Elsewhere
     (Spark, for data beyond one machine) the expression runs where the data are.
     """
     _check_period(period)
