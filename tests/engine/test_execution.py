@@ -44,3 +44,14 @@ def test_scalars_rows_and_frames():
 def test_to_row_refuses_several_rows():
     with pytest.raises(ValueError, match="exactly one row, got 3"):
         to_row(ibis.memtable({"x": [1, 2, 3]}))
+
+
+def test_duckdb_results_have_ibis_types(duck):
+    # to_arrow converts DuckDB's result as Ibis' DuckDB backend does (null-typed columns as
+    # Arrow nulls), without importing Ibis' converter module (it imports pandas).
+    table = duck.create_table(
+        "exec_types", pa.table({"x": [1, 2], "s": ["a", "b"]}), overwrite=True
+    )
+    expr = table.select(table.x, table.s, nothing=ibis.null(), small=table.x.cast("int8"))
+    assert to_arrow(expr).equals(expr.to_pyarrow())
+    assert to_arrow(expr).schema.field("nothing").type == pa.null()
