@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/engine.py --skip-lifetimes       # no pandas summary peer
     .venv/bin/python benchmarks/engine.py --only loyal_summary,lifetimes_summary
 
-The data set (seeded NumPy, written once as Parquet under ``benchmarks/.work/engine-v4-<n>/`` and
+The data set (seeded NumPy, written once as Parquet under ``benchmarks/.work/engine-v5-<n>/`` and
 reused) has 1,000,000 customers: 70 % buyers with about 11 orders each in the two years (~8,000,000 orders), 10 %
 subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events and one service contact per
 customer on average, over 2023-2024; ``as_of`` is 2025-01-01. Orders and events are stored
@@ -41,6 +41,9 @@ WORK = HERE / ".work"
 START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 AS_OF = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 SEED = 20240601
+# Row groups as `loyal analyze` writes its snapshot (loyal.insights.sources.ROW_GROUP_ROWS):
+# DuckDB scans a file on one thread per row group.
+ROW_GROUP_ROWS = 131_072
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -83,7 +86,7 @@ def generate(customers: int, out: Path) -> None:
         },
         schema=SCHEMAS["customers"],
     )
-    pq.write_table(customers_table, out / "customers.parquet")
+    pq.write_table(customers_table, out / "customers.parquet", row_group_size=ROW_GROUP_ROWS)
 
     # Orders: each buyer buys at a personal rate for a personal lifetime, from joining on.
     buyers = np.flatnonzero(kind == 0)
@@ -117,7 +120,7 @@ def generate(customers: int, out: Path) -> None:
         },
         schema=SCHEMAS["orders"],
     )
-    pq.write_table(orders, out / "orders.parquet", row_group_size=1_000_000)
+    pq.write_table(orders, out / "orders.parquet", row_group_size=ROW_GROUP_ROWS)
     pq.write_table(SCHEMAS["order_lines"].empty_table(), out / "order_lines.parquet")
 
     # Subscriptions: 1-3 consecutive ones with gaps of 0-60 days; the last may still run.
@@ -151,7 +154,7 @@ def generate(customers: int, out: Path) -> None:
         },
         schema=SCHEMAS["subscriptions"],
     )
-    pq.write_table(subscriptions, out / "subscriptions.parquet")
+    pq.write_table(subscriptions, out / "subscriptions.parquet", row_group_size=ROW_GROUP_ROWS)
 
     # Events: ~5 per customer, in sessions of a visitor, after joining.
     e = customers * 5
@@ -171,7 +174,7 @@ def generate(customers: int, out: Path) -> None:
         },
         schema=SCHEMAS["events"],
     )
-    pq.write_table(events, out / "events.parquet", row_group_size=1_000_000)
+    pq.write_table(events, out / "events.parquet", row_group_size=ROW_GROUP_ROWS)
 
     kinds = np.array(
         ["call", "email", "chat", "visit", "note", "complaint", "sms", "wechat"], dtype=object
@@ -193,7 +196,7 @@ def generate(customers: int, out: Path) -> None:
         },
         schema=SCHEMAS["interactions"],
     )
-    pq.write_table(interactions, out / "interactions.parquet")
+    pq.write_table(interactions, out / "interactions.parquet", row_group_size=ROW_GROUP_ROWS)
     (out / "done").write_text(json.dumps({"orders": n, "subscriptions": m, "events": e}))
 
 
@@ -333,7 +336,7 @@ def main() -> None:
         generate(args.generate, args.data)
         return
 
-    data = WORK / f"engine-v4-{args.customers}"
+    data = WORK / f"engine-v5-{args.customers}"
     if not (data / "done").exists():
         # In a child too: a parent that held the data would pass its peak memory on to the
         # children it forks (Linux keeps ru_maxrss across fork and exec).

@@ -257,8 +257,8 @@ def summarise(
     and the per-customer aggregation are computed in NumPy (:func:`_summary_of_orders`): there
     nearly every (customer, period) pair is a group of its own (7.8 of 8 million orders), and
     DuckDB's two hash aggregations over them took 1.9 s where sorting one integer key takes
-    0.3 s, and orders stored by customer in time order need no sort at all. Amounts are summed
-    in another order, so monetary values may differ in the last bits. Elsewhere
+    0.3 s. Amounts are summed in another order, so monetary values may differ in the last
+    bits. Elsewhere
     (Spark, for data beyond one machine) the expression runs where the data are.
     """
     _check_period(period)
@@ -362,18 +362,14 @@ def _summary_of_orders(
     codes, ids = _dense_codes(rows[customer_col])
     period = _numpy(rows["_period"])
     amount = _numpy(rows["_amount"]) if with_amount else None
-    purchases = _purchases_in_stored_order(codes, period, amount)
-    if purchases is None:
-        purchases = _purchases_by_sorting(codes, period, amount)
-    code, n, first, last, first_amount = purchases
+    code, n, first, last, first_amount = _purchases_by_sorting(codes, period, amount)
     result = {
         "frequency": n - 1,
         "recency": (last - first).astype(np.float64),
         "T": (as_of_period - first).astype(np.float64),
     }
     if amount is not None:
-        # Summed one by one in the orders' order, as the first purchases' amounts are in both
-        # paths (NumPy's reduceat would add them pairwise): the paths agree to the last bit.
+        # Summed one by one in the orders' order (NumPy's reduceat would add them pairwise).
         total = np.bincount(codes, weights=amount, minlength=len(ids))[code]
         repeat = n > 1
         result["monetary_value"] = np.where(
@@ -388,43 +384,6 @@ def _summary_of_orders(
 # Per customer (in the order of their codes): the code, the number of purchases, the first and
 # last purchase periods, and the amount of the first purchase (None without amounts).
 _Purchases = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-
-
-def _purchases_in_stored_order(
-    codes: np.ndarray, period: np.ndarray, amount: np.ndarray | None
-) -> _Purchases | None:
-    """The purchases of orders grouped by customer in time order, or None if they are not.
-
-    Orders read in the order they were stored often are (a log written customer by customer,
-    or the demo data): each customer is then a run of rows, and sorting 7 million orders (0.15
-    s) is not needed. Checking costs a few comparisons per order.
-    """
-    same_customer = codes[1:] == codes[:-1]
-    if (codes[1:] < codes[:-1]).any():
-        return None
-    earlier = period[1:] < period[:-1]
-    earlier &= same_customer
-    if earlier.any():
-        return None
-    del earlier
-    # Orders on the period of the order before them, of the same customer, add no purchase.
-    same_period = period[1:] == period[:-1]
-    same_period &= same_customer
-    repeated = np.flatnonzero(same_period) + 1
-    del same_period
-    starts = np.flatnonzero(~same_customer) + 1
-    del same_customer
-    starts = np.concatenate(([0], starts))
-    ends = np.append(starts[1:], codes.shape[0]) - 1
-    customer_of_repeated = np.searchsorted(starts, repeated, side="right") - 1
-    n = (ends - starts + 1) - np.bincount(customer_of_repeated, minlength=starts.shape[0])
-    first = period[starts]
-    first_amount = None
-    if amount is not None:
-        first_amount = amount[starts]
-        on_first = period[repeated] == first[customer_of_repeated]
-        np.add.at(first_amount, customer_of_repeated[on_first], amount[repeated[on_first]])
-    return codes[starts], n.astype(np.float64), first, period[ends], first_amount
 
 
 def _purchases_by_sorting(

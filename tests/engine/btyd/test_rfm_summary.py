@@ -19,8 +19,6 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 from loyal.engine.btyd import group_histories
 from loyal.engine.summary import (
     _period_of_times,
-    _purchases_by_sorting,
-    _purchases_in_stored_order,
     calibration_holdout_summary,
     customer_summary,
     period_index,
@@ -103,11 +101,10 @@ def test_summarise_equals_the_expression(
 
 @pytest.mark.parametrize("period", ["D", "W"])
 @pytest.mark.parametrize("ids", [[3, 7, 8, 20, 21, 5000], ["张伟", "li", "Émile", "x"]])
-def test_summarise_orders_stored_by_customer_in_time_order(
+def test_summarise_does_not_depend_on_the_orders_stored_order(
     duckdb: ibis.BaseBackend, ids: list[object], period: str
 ) -> None:
-    # Stored by customer and time, orders are summarised without sorting them; shuffled, by
-    # sorting: both as the expression.
+    # Stored by customer and time, or shuffled: both as the expression.
     table = _random_orders(ids, "UTC")
     grouped = table.take(pc.sort_indices(table, [("customer", "ascending"), ("at", "ascending")]))
     shuffled = table.take(np.random.default_rng(3).permutation(table.num_rows))
@@ -123,27 +120,6 @@ def test_summarise_orders_stored_by_customer_in_time_order(
         expected = expected.set_index("customer").sort_index()
         pd.testing.assert_frame_equal(results[-1], expected, check_exact=False, rtol=1e-12)
     pd.testing.assert_frame_equal(results[0], results[1], check_exact=False, rtol=1e-12)
-
-
-@pytest.mark.parametrize("scale", [1, 2**28])  # sort keys in 32 bits, or too large for them
-def test_orders_grouped_by_customer_in_time_order_need_no_sort(scale: int) -> None:
-    # Customer 5's orders: days 3, 3 (one purchase of 3.5) and 9; customer 8's: days 1 and 4.
-    codes = np.array([5, 5, 5, 8, 8]) * scale
-    period = np.array([3, 3, 9, 1, 4], dtype=np.int32)
-    amount = np.array([1.25, 2.25, 4.0, 8.0, 16.0])
-    stored = _purchases_in_stored_order(codes, period, amount)
-    assert stored is not None
-    for got, expected in zip(stored, _purchases_by_sorting(codes, period, amount), strict=True):
-        np.testing.assert_array_equal(got, expected)  # type: ignore[arg-type]
-        assert got.dtype == expected.dtype  # type: ignore[union-attr]
-    np.testing.assert_array_equal(stored[0], [5 * scale, 8 * scale])
-    np.testing.assert_array_equal(stored[1], [2.0, 2.0])  # purchases
-    np.testing.assert_array_equal(stored[4], [3.5, 8.0])  # first purchases' amounts
-    assert _purchases_in_stored_order(codes, period, None)[4] is None  # type: ignore[index]
-    # Customers out of order, or a customer's orders out of time order: sorted instead.
-    assert _purchases_in_stored_order(codes[::-1], period[::-1], amount) is None
-    out_of_time = np.array([3, 9, 3, 1, 4], dtype=np.int32)
-    assert _purchases_in_stored_order(codes, out_of_time, amount) is None
 
 
 def test_summarise_does_not_import_pandas() -> None:
