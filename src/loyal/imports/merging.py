@@ -51,6 +51,28 @@ def _changed(table: str, values: dict[str, str]) -> str:
     )
 
 
+def _insert_missing(
+    table: str,
+    values: dict[str, str],
+    rows: str,
+    stored: str | None,
+    params: list,
+    *,
+    order_by: str = "",
+) -> int:
+    """Insert ``rows`` (a subquery aliased ``f``) into ``table``, each column of ``values`` set to
+    its expression, skipping the rows that ``stored`` (a query on ``f``) finds already there;
+    ``stored`` is None when none can be (a first import). Returns the number inserted."""
+    sql = "INSERT INTO {} ({}) SELECT {} FROM {}".format(
+        table, ", ".join(values), ", ".join(values.values()), rows
+    )
+    if stored is not None:
+        sql += " WHERE NOT EXISTS ({})".format(stored)
+    if order_by:
+        sql += " ORDER BY " + order_by
+    return execute(sql, params)
+
+
 def _result(loader: Loader, created: int, changed: int, **also: int) -> LoadResult:
     from loyal.imports.loading import LoadResult
 
@@ -342,18 +364,19 @@ def merge_orders(loader: Loader) -> LoadResult:
     orders_created = 0
     if orders_new:
         with indexes.set_aside("commerce_order", orders_new):
-            orders_created = execute(
-                "INSERT INTO commerce_order (source, external_id, {fields}) SELECT %s, f.order_id, {values}"
-                " FROM {f} WHERE {new} ORDER BY f.order_id".format(
-                    fields=", ".join(order_fields),
-                    values=", ".join("f." + c for c in order_fields),
-                    f=file_orders,
-                    new="NOT EXISTS (SELECT 1 FROM commerce_order o WHERE o.source = %s"
-                    " AND o.external_id = f.order_id)"
-                    if orders_existing
-                    else "true",
-                ),
+            orders_created = _insert_missing(
+                "commerce_order",
+                {
+                    "source": "%s",
+                    "external_id": "f.order_id",
+                    **{c: "f." + c for c in order_fields},
+                },
+                file_orders,
+                "SELECT 1 FROM commerce_order o WHERE o.source = %s AND o.external_id = f.order_id"
+                if orders_existing
+                else None,
                 [loader.source, loader.source] + ([loader.source] if orders_existing else []),
+                order_by="f.order_id",
             )
     line_fields = ("product_id", "quantity", "unit_price", "discount", "unit_cost")
     file_lines = (
@@ -378,17 +401,14 @@ def merge_orders(loader: Loader) -> LoadResult:
     # New lines: all of them on a first import, else about as many as the new orders have.
     lines_new = loader.stage.rows * orders_new // max(orders_in_file, 1)
     with indexes.set_aside("commerce_orderline", lines_new):
-        lines_created = execute(
-            "INSERT INTO commerce_orderline (order_id, line_no, {fields}) SELECT f.order_id, f.line_no,"
-            " {values} FROM {f} WHERE {new}".format(
-                fields=", ".join(line_fields),
-                values=", ".join("f." + c for c in line_fields),
-                f=file_lines,
-                new="NOT EXISTS (SELECT 1 FROM commerce_orderline l WHERE l.order_id = f.order_id"
-                " AND l.line_no = f.line_no)"
-                if orders_existing
-                else "true",
-            ),
+        lines_created = _insert_missing(
+            "commerce_orderline",
+            {c: "f." + c for c in ("order_id", "line_no", *line_fields)},
+            file_lines,
+            "SELECT 1 FROM commerce_orderline l WHERE l.order_id = f.order_id"
+            " AND l.line_no = f.line_no"
+            if orders_existing
+            else None,
             [loader.source],
         )
     if orders_updated or lines_updated:
