@@ -261,9 +261,7 @@ class Loader:
         if self._order_totals is not None:
             return self._order_totals.name
         self.stage.seal()
-        columns = [
-            c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
-        ]
+        columns = self._order_level_columns()
         disagrees = " OR ".join(
             "MIN({c}) <> MAX({c}) OR COUNT({c}) NOT IN (0, COUNT(*))".format(c=c) for c in columns
         )
@@ -286,11 +284,13 @@ class Loader:
         self._order_totals = totals
         return totals.name
 
+    def _order_level_columns(self) -> list[str]:
+        """The order-level fields the file has: every line of an order must agree on them."""
+        return [c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present]
+
     def _conflicting_order_fields(self, totals: str) -> list[MergeError]:
         """Lines of one order that disagree with its first line on an order-level field."""
-        columns = [
-            c for c in ("customer_id", "ordered_at", "status", "channel") if c in self.present
-        ]
+        columns = self._order_level_columns()
         # Most files have no such line: the order totals say whether any order has one before
         # they are looked for.
         if not columns or not fetch("SELECT 1 FROM {} WHERE disagrees LIMIT 1".format(totals)):
