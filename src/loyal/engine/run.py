@@ -40,7 +40,8 @@ from loyal.engine.sources import Sources
 
 Progress = Callable[[str, int, int], None]
 
-# Threads sorting the per-customer table's columns (as many as the benchmark gives DuckDB).
+# Threads sorting the per-customer table's columns: two, the smallest server Loyal is sized for;
+# each holds one more sorted column in memory while the originals are released.
 _SORT_THREADS = 2
 
 # Customer attributes carried into the per-customer table.
