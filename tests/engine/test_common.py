@@ -13,12 +13,13 @@ from loyal.engine.common import (
     epoch,
     period_index,
     period_index_of,
+    purchase_sequence,
     seconds,
     utc,
 )
 from loyal.engine.execution import to_arrow
 
-from .conftest import ts
+from .conftest import make_sources, ts
 
 
 def test_naive_datetimes_are_refused_with_a_fix():
@@ -62,3 +63,28 @@ def test_period_index_matches_python(duck, freq):
     if freq == "week":
         # Monday Jan 1 and Sunday Jan 7 share a week; Monday Jan 8 starts the next.
         assert got.column("i").to_pylist()[:3] == [2818, 2818, 2819]
+
+
+def test_orders_placed_in_the_same_second_give_the_same_sequence_either_way(duck):
+    # Two orders of customer 1 at the same instant, one later: whichever tie comes first, the
+    # positions, times and months are these; only revenue says which order sits where.
+    src = make_sources(
+        duck,
+        orders=[
+            dict(order_id=9, customer_id=1, ordered_at="2024-03-05", status="paid", revenue=10.0),
+            dict(order_id=4, customer_id=1, ordered_at="2024-03-05", status="paid", revenue=20.0),
+            dict(order_id=5, customer_id=1, ordered_at="2024-04-02", status="paid", revenue=5.0),
+        ],
+    )
+    rows = sorted(
+        to_arrow(purchase_sequence(src.orders, ts("2024-06-01"))).to_pylist(),
+        key=lambda r: r["n"],
+    )
+    march, april = epoch(ts("2024-03-05")), epoch(ts("2024-04-02"))
+    assert [(r["n"], r["o_s"], r["prev_s"], r["next_s"]) for r in rows] == [
+        (1, march, None, march),
+        (2, march, march, april),
+        (3, april, march, None),
+    ]
+    assert [r["new_month"] for r in rows] == [True, False, True]
+    assert sorted(r["revenue"] for r in rows[:2]) == [10.0, 20.0]
