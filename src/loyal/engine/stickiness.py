@@ -85,7 +85,16 @@ def _stickiness(
         return ibis.literal(0, "int64") if freq is None else period_index(ts, freq)
 
     ev = events_between(sources.events, start, end)
-    ev = ev.mutate(idx=index(ev.occurred_at))
+    # Only the columns read below: the events are read by several aggregations, and DuckDB
+    # materialises the rows they share.
+    ev = ev.select(
+        "customer_id",
+        "session_id",
+        "event_type",
+        "dwell_seconds",
+        idx=index(ev.occurred_at),
+        day=seconds(ev.occurred_at) // DAY,
+    )
     e_agg = ev.group_by("idx").aggregate(
         sessions=ev.session_id.nunique(),
         events=ev.count(),
@@ -95,7 +104,7 @@ def _stickiness(
     )
     # Distinct customer-days give the active days, and the visitors (one row per customer and
     # period) are read off them rather than off the events again.
-    days = ev.select("idx", "customer_id", day=seconds(ev.occurred_at) // DAY).distinct()
+    days = ev.select("idx", "customer_id", "day").distinct()
     d_agg = days.group_by("idx").aggregate(active_user_days=days.count())
     visitors = days.select("idx", "customer_id").distinct()
     v_agg = visitors.group_by("idx").aggregate(visitors=visitors.count())
