@@ -166,7 +166,7 @@ def return_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
 
 
 # The ranks are windows over (customer_id, profit) alone, joined back to the customers' other
-# columns: a window sorts every column it carries, twice the time on a million customers.
+# columns: a window sorts every column it carries (about twice the time on a million customers).
 
 
 def _abc_ranks(profit: ir.Table) -> ir.Table:
