@@ -124,24 +124,18 @@ def customer_profit(
     fees = subscription_fees(subs, window, settings.value_lookback_days)
     fees = fees.select("customer_id", subscription_revenue=fees.value)
     serve = cost_to_serve(sources.interactions, as_of, settings)
-    # Every valued customer's parts in one aggregation (each part has a row per customer, or
-    # none): cheaper than joining the three to the union of their customers.
-    parts = [sales, fees, serve, subs.select("customer_id")]
-    stacked = ibis.union(
-        *[
-            part.select(
-                "customer_id",
-                **{
-                    name: part[name] if name in part.columns else ibis.null(dtype)
-                    for name, dtype in _PROFIT_PARTS.items()
-                },
-            )
-            for part in parts
-        ],
-        distinct=False,
-    )
-    t = stacked.group_by("customer_id").aggregate(
-        **{name: stacked[name].sum().fill_null(0) for name in _PROFIT_PARTS}
+    # Every valued customer: full outer joins of the parts (each has a row per customer, or
+    # none), cheaper than joining them to the union of their customers or summing them stacked.
+    t = sales
+    for part in (fees, serve, subs.select("customer_id").distinct()):
+        part = part.rename(j_id="customer_id")
+        t = t.outer_join(part, t.customer_id == part.j_id)
+        t = t.mutate(customer_id=ibis.coalesce(t.customer_id, t.j_id)).drop("j_id")
+    t = t.select(
+        "customer_id",
+        **{
+            name: t[name].fill_null(ibis.literal(0, dtype)) for name, dtype in _PROFIT_PARTS.items()
+        },
     )
     t = t.mutate(revenue=t.order_revenue + t.subscription_revenue)
     t = t.mutate(margin=t.revenue - t.cost_of_goods)
