@@ -52,7 +52,8 @@ from loyal.engine.sources import Sources
 _EPS = 1e-12
 ABC_CLASSES = ("A", "B", "C")
 RETURN_CLASSES = ("high", "medium", "low", "negative")
-# The columns ``customer_profit`` sums from its parts (orders, subscriptions, interactions).
+# The columns ``customer_profit`` takes from its parts (orders, subscriptions, interactions),
+# with their types (0 for a customer without the part).
 _PROFIT_PARTS = {
     "order_revenue": "float64",
     "subscription_revenue": "float64",
