@@ -18,7 +18,6 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 
 from loyal.engine.btyd import group_histories
 from loyal.engine.summary import (
-    _period_of_times,
     calibration_holdout_summary,
     customer_summary,
     period_index,
@@ -249,10 +248,6 @@ def test_duckdb_period_index_equals_the_portable_definition(
     expected = days if period == "D" else [(d + 3) // 7 for d in days]
     assert duckdb.execute(fast)["index"].tolist() == expected
     assert duckdb.execute(portable)["index"].tolist() == expected
-    # summarise computes the index in NumPy from the stored epochs, in their unit.
-    for unit in ("us", "ns"):
-        times = pa.chunked_array([table["ts"].cast(pa.timestamp(unit, tz=timezone))])
-        assert _period_of_times(times, period).tolist() == expected  # type: ignore[arg-type]
 
 
 def test_rfm_patterns_count_customers(master_orders: ir.Table, run: Run) -> None:
