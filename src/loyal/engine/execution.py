@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -137,20 +139,37 @@ class _DuckDBArrowData(PyArrowData):
         return super().convert_column(column, dtype)
 
 
-def to_arrow(expr: ir.Expr) -> pa.Table:
+def to_arrow(expr: ir.Expr, *, ordered: bool = True) -> pa.Table:
     """Execute ``expr`` (a table, column or scalar) and return an Arrow table.
 
     On DuckDB the relation's result is converted to Arrow by DuckDB's threads in one call: as
     much memory as reading it as a stream of record batches, and twice as fast (0.6 s against
     1.0 s for 8 million rows of 4 columns); Ibis then gives it the expression's types as
-    ``to_pyarrow`` does.
+    ``to_pyarrow`` does. ``ordered=False``: the rows of a result without an ORDER BY may come
+    in any order, which spares DuckDB's threads restoring the order of the rows they read
+    (0.14 s of a BTYD summary's 0.74 s on 7 million orders).
     """
     table = expr if isinstance(expr, ir.Table) else expr.as_table()
     backend = table._find_backend(use_default=True)
     if backend.name != "duckdb":
         return _normalise(table.to_pyarrow())
-    result = backend._to_duckdb_relation(table).to_arrow_table()
+    with _insertion_order(backend.con, preserved=ordered):
+        result = backend._to_duckdb_relation(table).to_arrow_table()
     return _normalise(table.__pyarrow_result__(result, data_mapper=_DuckDBArrowData))
+
+
+@contextmanager
+def _insertion_order(con: Any, *, preserved: bool) -> Iterator[None]:
+    # DuckDB's preserve_insertion_order, set for the block and then put back as it was.
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    if bool(before) == preserved:
+        yield
+        return
+    con.execute(f"SET preserve_insertion_order = {str(preserved).lower()}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(bool(before)).lower()}")
 
 
 def to_pandas(expr: ir.Expr) -> pd.DataFrame:

@@ -277,7 +277,10 @@ def summarise(
     until = _cutoff(as_of, "as_of")
     # DuckDB computes each order's period (32-bit, in integer arithmetic): a smaller result
     # than the 64-bit times, which a fresh process would fault in page by page.
-    rows = to_arrow(_orders(transactions, period=period, after=None, until=until, **columns))
+    # The orders in any order: the aggregation below does not depend on it.
+    rows = to_arrow(
+        _orders(transactions, period=period, after=None, until=until, **columns), ordered=False
+    )
     return _summary_of_orders(
         rows, customer_col, _period_index_of(until, period), with_amount=amount_col is not None
     )
@@ -314,7 +317,7 @@ def _dense_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
     Non-negative integer ids no larger than a few times the rows (database keys) are their own
     codes; other integers are shifted by the smallest; other ids are hashed (Arrow's
-    dictionary encoding, codes in order of first appearance). Codes without a row are allowed.
+    dictionary encoding, codes in the order of the sorted ids). Codes without a row are allowed.
     """
     if pa.types.is_integer(ids.type) and ids.null_count == 0:
         values = _numpy(ids).astype(np.int64, copy=False)
@@ -325,8 +328,13 @@ def _dense_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
         if high - low < dense_enough:
             return values - low, _arrow(np.arange(low, high + 1, dtype=np.int64)).cast(ids.type)
     encoded = pc.dictionary_encode(ids, null_encoding="encode").combine_chunks()
-    codes = _numpy(encoded.indices).astype(np.int64)
-    return codes, encoded.dictionary
+    # Codes in the order of the sorted ids, not of first appearance: the orders may come in any
+    # order (see summarise), the summary's rows should not.
+    order = _numpy(pc.sort_indices(encoded.dictionary)).astype(np.int64)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    codes = rank[_numpy(encoded.indices).astype(np.int64)]
+    return codes, encoded.dictionary.take(_arrow(order))
 
 
 def _summary_of_orders(
