@@ -55,3 +55,11 @@ def test_duckdb_results_have_ibis_types(duck):
     expr = table.select(table.x, table.s, nothing=ibis.null(), small=table.x.cast("int8"))
     assert to_arrow(expr).equals(expr.to_pyarrow())
     assert to_arrow(expr).schema.field("nothing").type == pa.null()
+
+
+def test_unordered_results_put_the_insertion_order_setting_back(duck):
+    table = duck.create_table("unordered_rows", pa.table({"x": list(range(1000))}), overwrite=True)
+    got = to_arrow(table.filter(table.x % 2 == 0), ordered=False)
+    assert sorted(got.column("x").to_pylist()) == list(range(0, 1000, 2))
+    setting = duck.raw_sql("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    assert setting is True

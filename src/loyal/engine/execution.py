@@ -153,23 +153,23 @@ def to_arrow(expr: ir.Expr, *, ordered: bool = True) -> pa.Table:
     backend = table._find_backend(use_default=True)
     if backend.name != "duckdb":
         return _normalise(table.to_pyarrow())
-    with _insertion_order(backend.con, preserved=ordered):
+    if ordered:
         result = backend._to_duckdb_relation(table).to_arrow_table()
+    else:
+        with _insertion_order_off(backend.con):
+            result = backend._to_duckdb_relation(table).to_arrow_table()
     return _normalise(table.__pyarrow_result__(result, data_mapper=_DuckDBArrowData))
 
 
 @contextmanager
-def _insertion_order(con: Any, *, preserved: bool) -> Iterator[None]:
-    # DuckDB's preserve_insertion_order, set for the block and then put back as it was.
-    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-    if bool(before) == preserved:
-        yield
-        return
-    con.execute(f"SET preserve_insertion_order = {str(preserved).lower()}")
+def _insertion_order_off(con: Any) -> Iterator[None]:
+    # DuckDB's preserve_insertion_order off for the block, then put back as it was.
+    before = bool(con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0])
+    con.execute("SET preserve_insertion_order = false")
     try:
         yield
     finally:
-        con.execute(f"SET preserve_insertion_order = {str(bool(before)).lower()}")
+        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
 
 
 def to_pandas(expr: ir.Expr) -> pd.DataFrame:
