@@ -18,6 +18,7 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 
 from loyal.engine.btyd import group_histories
 from loyal.engine.summary import (
+    _summary_of_orders,
     calibration_holdout_summary,
     customer_summary,
     period_index,
@@ -119,6 +120,45 @@ def test_summarise_does_not_depend_on_the_orders_stored_order(
         expected = expected.set_index("customer").sort_index()
         pd.testing.assert_frame_equal(results[-1], expected, check_exact=False, rtol=1e-12)
     pd.testing.assert_frame_equal(results[0], results[1], check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("ids", [[3, 7, 8, 20, 21, 5000], ["张伟", "li", "Émile", "x"]])
+def test_summary_of_orders_in_several_batches(ids: list[object]) -> None:
+    # DuckDB hands its result over in batches, which are read where they are: cut anywhere
+    # (an empty batch too), the summary is the one of the whole table, and it is lifetimes' own.
+    rng = np.random.default_rng(11)
+    who = rng.integers(0, len(ids), size=300)
+    orders = pa.table(
+        {
+            "customer": pa.array([ids[i] for i in who]),
+            "_period": pa.array(rng.integers(19_000, 19_030, size=300), pa.int32()),
+            "_amount": pa.array(np.round(rng.gamma(2.0, 20.0, size=300), 2)),
+        }
+    )
+    whole = _summary_of_orders(orders, "customer", 19_040, with_amount=True)
+    cuts = [0, 1, 1, 120, 299, 300]
+    (batch,) = orders.to_batches()
+    batches = [batch.slice(a, b - a) for a, b in zip(cuts, cuts[1:], strict=False)]
+    pieces = pa.Table.from_batches(batches, orders.schema)
+    assert pieces.column("customer").num_chunks == len(batches)
+    in_batches = _summary_of_orders(pieces, "customer", 19_040, with_amount=True)
+    assert in_batches.column("customer").equals(whole.column("customer"))
+    for name in COLUMNS:
+        np.testing.assert_allclose(in_batches[name], whole[name], rtol=1e-12, err_msg=name)
+    frame = orders.to_pandas()
+    frame["date"] = pd.to_datetime(frame["_period"], unit="D")
+    theirs = summary_data_from_transaction_data(
+        frame,
+        "customer",
+        "date",
+        monetary_value_col="_amount",
+        observation_period_end=pd.Timestamp(19_040, unit="D"),
+        freq="D",
+    ).sort_index()
+    ours = whole.to_pandas().set_index("customer").sort_index()
+    assert ours.index.equals(theirs.index)
+    for name in COLUMNS:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-12, err_msg=name)
 
 
 def test_summarise_does_not_import_pandas() -> None:
