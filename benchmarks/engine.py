@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/engine.py                        # 1,000,000 customers
     .venv/bin/python benchmarks/engine.py --customers 50000      # smoke size
     .venv/bin/python benchmarks/engine.py --skip-lifetimes       # no pandas summary peer
-    .venv/bin/python benchmarks/engine.py --only loyal_summary,lifetimes_summary
+    .venv/bin/python benchmarks/engine.py --only loyal_summary,lifetimes_summary --repeat 5
     .venv/bin/python benchmarks/engine.py --repeat 5             # median of 5 runs of each job
 
 The data set (seeded NumPy, written once as Parquet under ``benchmarks/.work/engine-v5-<n>/`` and
-reused) has 1,000,000 customers: 70 % buyers with about 11 orders each in the two years (~8,000,000 orders), 10 %
-subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events and one service contact per
+reused) has 1,000,000 customers: 70 % buyers with about 11 orders each in the two years
+(~8,000,000 orders), 10 % subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events and one service contact per
 customer on average, over 2023-2024; ``as_of`` is 2025-01-01. Orders and events are stored
 in time order (not grouped by customer), as a database holds them.
 
@@ -19,11 +19,18 @@ reads the child's peak resident memory (``ru_maxrss`` from ``wait4``). Jobs:
   Parquet files read in place; per-step times are printed;
 - ``loyal_summary``: ``loyal.engine.summary.summarise`` (``customer_summary`` with daily
   periods, aggregated in NumPy) of the paid orders, from reading the Parquet file to Arrow;
-- ``lifetimes_summary``: lifetimes' ``summary_data_from_transaction_data`` on the same orders
-  (read to pandas first; the read is not timed).
+- ``loyal_summary_in_memory``: the same with the paid orders already in a DuckDB table (loading
+  them is not timed, and counts in the peak memory);
+- ``lifetimes_summary``: lifetimes' ``summary_data_from_transaction_data`` on the same orders,
+  and apart from it the time to read them from the file into pandas.
 
-Aims: ``run_all`` under 15 s on 2 cores and under 2 GiB peak memory. On a shared virtual
-machine one run's time can vary by a quarter from the next: ``--repeat`` reports the median.
+The summary jobs take turns (``--repeat`` times), and the ratios to lifetimes compare like with
+like: from the file (both read it) and in memory (the summaries alone); the third, lifetimes in
+memory against Loyal from the file, is the comparison the sessions before reported.
+
+Aims: ``run_all`` under 15 s on 2 cores and under 2 GiB peak memory; the summary 20x faster
+than lifetimes'. On a shared virtual machine one run's time can vary by a quarter from the
+next: ``--repeat`` reports the median.
 """
 
 from __future__ import annotations
@@ -254,6 +261,17 @@ def job_run_all(data: Path, threads: int) -> dict[str, Any]:
     }
 
 
+def _paid_orders(data: Path) -> Any:
+    """The paid orders' customer, time and amount as an Arrow table (the peers' input)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    orders = pq.read_table(
+        data / "orders.parquet", columns=["customer_id", "ordered_at", "status", "revenue"]
+    )
+    return orders.filter(pc.equal(orders["status"], "paid")).drop(["status"])
+
+
 def job_loyal_summary(data: Path, threads: int) -> dict[str, Any]:
     # Imports are not timed (nor are lifetimes'): ibis.duckdb imports its backend on first use.
     import ibis.backends.duckdb  # noqa: F401
@@ -269,18 +287,29 @@ def job_loyal_summary(data: Path, threads: int) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 3), "rows": table.num_rows}
 
 
+def job_loyal_summary_in_memory(data: Path, threads: int) -> dict[str, Any]:
+    # The paid orders already in a DuckDB table (not timed), as lifetimes gets them in a
+    # DataFrame: the two summaries alone.
+    import ibis.backends.duckdb  # noqa: F401
+
+    from loyal.engine.execution import duckdb_backend
+    from loyal.engine.summary import summarise
+
+    paid = duckdb_backend(threads=threads).create_table("paid_orders", _paid_orders(data))
+    started = time.perf_counter()
+    table = summarise(paid, AS_OF, period="D")
+    return {"seconds": round(time.perf_counter() - started, 3), "rows": table.num_rows}
+
+
 def job_lifetimes_summary(data: Path, threads: int) -> dict[str, Any]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    import pyarrow  # noqa: F401
     from lifetimes.utils import summary_data_from_transaction_data
 
-    orders = pq.read_table(
-        data / "orders.parquet", columns=["customer_id", "ordered_at", "status", "revenue"]
-    )
-    orders = orders.filter(pc.equal(orders["status"], "paid")).drop(["status"])
-    frame = orders.to_pandas()
-    frame["ordered_at"] = frame["ordered_at"].dt.tz_localize(None)
+    # The read is timed apart: from the file, lifetimes' user reads the orders into pandas.
     started = time.perf_counter()
+    frame = _paid_orders(data).to_pandas()
+    frame["ordered_at"] = frame["ordered_at"].dt.tz_localize(None)
+    read = time.perf_counter()
     summary = summary_data_from_transaction_data(
         frame,
         "customer_id",
@@ -289,12 +318,17 @@ def job_lifetimes_summary(data: Path, threads: int) -> dict[str, Any]:
         observation_period_end=AS_OF.replace(tzinfo=None) - dt.timedelta(microseconds=1),
         freq="D",
     )
-    return {"seconds": round(time.perf_counter() - started, 3), "rows": len(summary)}
+    return {
+        "seconds": round(time.perf_counter() - read, 3),
+        "read_seconds": round(read - started, 3),
+        "rows": len(summary),
+    }
 
 
 JOBS = {
     "run_all": job_run_all,
     "loyal_summary": job_loyal_summary,
+    "loyal_summary_in_memory": job_loyal_summary_in_memory,
     "lifetimes_summary": job_lifetimes_summary,
 }
 
@@ -318,23 +352,33 @@ def run_child(job: str, data: Path, threads: int) -> dict[str, Any]:
     return result
 
 
-def run_repeated(job: str, data: Path, threads: int, repeat: int) -> dict[str, Any]:
-    """Run ``job`` ``repeat`` times, each in a fresh child; return the run with the median
-    time, with every run's seconds (``all_seconds``) and the highest peak memory of them all."""
-    runs = sorted(
-        (run_child(job, data, threads) for _ in range(repeat)), key=lambda r: r["seconds"]
-    )
-    median = dict(runs[len(runs) // 2])
-    median["all_seconds"] = [r["seconds"] for r in runs]
-    median["peak_mib"] = max(r["peak_mib"] for r in runs)
-    return median
+def run_interleaved(
+    jobs: list[str], data: Path, threads: int, repeat: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Run each job ``repeat`` times, each run in a fresh child, the jobs taking turns (so a
+    slower minute of a shared machine falls on all of them); return every job's runs."""
+    runs: dict[str, list[dict[str, Any]]] = {job: [] for job in jobs}
+    for _ in range(repeat):
+        for job in jobs:
+            runs[job].append(run_child(job, data, threads))
+    return runs
 
 
-def _spread(run: dict[str, Any]) -> str:
-    times = run["all_seconds"]
-    if len(times) == 1:
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    """The median of one figure over the runs (the upper one of an even number)."""
+    values = sorted(run[key] for run in runs)
+    return values[len(values) // 2]
+
+
+def _spread(runs: list[dict[str, Any]], key: str = "seconds") -> str:
+    if len(runs) == 1:
         return ""
-    return f" (median of {len(times)} runs: {', '.join(f'{t:.2f}' for t in times)})"
+    values = sorted(run[key] for run in runs)
+    return f" (median of {len(runs)} runs: {', '.join(f'{t:.2f}' for t in values)})"
+
+
+def _peak(runs: list[dict[str, Any]]) -> float:
+    return max(run["peak_mib"] for run in runs)
 
 
 def main() -> None:
@@ -382,40 +426,60 @@ def main() -> None:
     if unknown:
         parser.error("unknown jobs in --only: {}".format(", ".join(sorted(unknown))))
     if "run_all" in args.only:
-        run = run_repeated("run_all", data, args.threads, args.repeat)
+        runs = run_interleaved(["run_all"], data, args.threads, args.repeat)["run_all"]
+        run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+        peak = _peak(runs)
         print(
             f"run_all: {run['seconds']:.2f} s work, {run['wall']:.2f} s wall, "
-            f"peak {run['peak_mib']:.0f} MiB (aims: 15 s, 2048 MiB) -> "
-            f"time {run['seconds'] / 15:.2f}x of aim, memory {run['peak_mib'] / 2048:.2f}x of aim"
-            + _spread(run)
+            f"peak {peak:.0f} MiB (aims: 15 s, 2048 MiB) -> "
+            f"time {run['seconds'] / 15:.2f}x of aim, memory {peak / 2048:.2f}x of aim"
+            + _spread(runs)
         )
         for name, seconds in sorted(run["steps"].items(), key=lambda kv: -kv[1]):
             print(f"  {name:22s} {seconds:7.2f} s")
         print("  churn window:", run["churn_window_days"], "days; KPIs:", run["kpis"])
 
-    try:
-        import loyal.engine.summary  # noqa: F401
-    except ImportError:
-        print("loyal.engine.summary not found: summary comparison skipped")
-        return
-    loyal = None
-    if "loyal_summary" in args.only:
-        loyal = run_repeated("loyal_summary", data, args.threads, args.repeat)
-        print(
-            f"loyal summarise: {loyal['seconds']:.2f} s, peak {loyal['peak_mib']:.0f} MiB, "
-            f"{loyal['rows']} customers" + _spread(loyal)
-        )
-    if "lifetimes_summary" in args.only and not args.skip_lifetimes:
-        peer = run_repeated("lifetimes_summary", data, args.threads, args.repeat)
-        print(
-            f"lifetimes summary_data_from_transaction_data: {peer['seconds']:.2f} s, "
-            f"peak {peer['peak_mib']:.0f} MiB, {peer['rows']} customers" + _spread(peer)
-        )
-        if loyal is not None:
+    summary_jobs = [
+        job
+        for job in ("loyal_summary", "loyal_summary_in_memory", "lifetimes_summary")
+        if job in args.only and not (job == "lifetimes_summary" and args.skip_lifetimes)
+    ]
+    if summary_jobs:
+        compare_summaries(run_interleaved(summary_jobs, data, args.threads, args.repeat))
+
+
+def compare_summaries(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Print the summaries' times and the ratios to lifetimes', each from the same start: the
+    paid orders in the Parquet file (both read them, timed), or already in memory."""
+    for job, label in [
+        ("loyal_summary", "loyal summarise, from the Parquet file"),
+        ("loyal_summary_in_memory", "loyal summarise, orders in a DuckDB table"),
+    ]:
+        if job in runs:
             print(
-                f"ratio lifetimes / loyal: time {peer['seconds'] / loyal['seconds']:.1f}x, "
-                f"memory {peer['peak_mib'] / loyal['peak_mib']:.1f}x"
+                f"{label}: {_median(runs[job], 'seconds'):.2f} s, peak {_peak(runs[job]):.0f} "
+                f"MiB, {runs[job][0]['rows']} customers" + _spread(runs[job])
             )
+    if "lifetimes_summary" not in runs:
+        return
+    peer = runs["lifetimes_summary"]
+    for run in peer:
+        run["total_seconds"] = round(run["read_seconds"] + run["seconds"], 3)
+    print(
+        f"lifetimes summary_data_from_transaction_data: {_median(peer, 'seconds'):.2f} s "
+        f"(+ {_median(peer, 'read_seconds'):.2f} s reading the file into pandas), peak "
+        f"{_peak(peer):.0f} MiB, {peer[0]['rows']} customers" + _spread(peer)
+    )
+    comparisons = [
+        ("from the file, both reading it", "loyal_summary", "total_seconds"),
+        ("orders in memory, summaries alone", "loyal_summary_in_memory", "seconds"),
+        ("lifetimes in memory against loyal from the file", "loyal_summary", "seconds"),
+    ]
+    for label, job, peer_key in comparisons:
+        if job in runs:
+            ratio = _median(peer, peer_key) / _median(runs[job], "seconds")
+            memory = _peak(peer) / _peak(runs[job])
+            print(f"ratio lifetimes / loyal ({label}): time {ratio:.1f}x, memory {memory:.1f}x")
 
 
 if __name__ == "__main__":
