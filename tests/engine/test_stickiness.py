@@ -47,6 +47,8 @@ def src(duck):
             order(3, 1, "2024-01-10"),
             order(4, 3, "2024-01-05"),
             order(5, 2, "2024-01-06", status="refunded"),
+            order(6, 4, "2024-03-01"),  # after the trends' periods
+            order(7, 4, "2024-03-02"),
         ],
     )
 
@@ -89,6 +91,26 @@ def test_stickiness_trend_by_month_includes_quiet_periods(src):
     assert (feb["visitors"], feb["buyers"], feb["conversion_rate"]) == (1, 0, 0.0)
     assert feb["repeat_purchase_rate"] is None
     assert feb["cumulative_repeat_purchase_rate"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("freq", "as_of", "buyers", "repeat_buyers"),
+    [
+        # Customer 1 first buys on Dec 20 and again on Jan 1; customer 3 buys once on Jan 5;
+        # customer 4 buys twice in March, after the periods.
+        ("month", "2024-03-15", [1, 2, 2], [0, 1, 1]),
+        # Weeks of Jan 1 and Jan 8: customer 1's first order, before them, counts from the first.
+        ("week", "2024-01-15", [2, 2], [1, 1]),
+        # Jan 2 to 5: customer 3 buys on the last day.
+        ("day", "2024-01-06", [1, 1, 1, 2], [1, 1, 1, 1]),
+    ],
+)
+def test_cumulative_buyers_per_period(src, freq, as_of, buyers, repeat_buyers):
+    rows = to_pandas(
+        stickiness.stickiness_trend(src, ts(as_of), SETTINGS, freq=freq, periods=len(buyers))
+    )
+    assert rows.cumulative_buyers.tolist() == buyers
+    assert rows.cumulative_repeat_buyers.tolist() == repeat_buyers
 
 
 def test_stickiness_trend_by_week_starts_on_monday(src):

@@ -154,19 +154,38 @@ def _stickiness(
         purchases = purchase_sequence(sources.orders, end)
     # A customer's second order is the next one after their first: one row each, no grouping.
     first = purchases.filter(purchases.n == 1)
-    firsts = first.select("customer_id", first_s=first.o_s, second_s=first.next_s)
+    if freq is None:
+        first_idx = second_idx = ibis.literal(0, "int64")
+    elif freq == "month":
+        first_idx, second_idx = first.month.cast("int64"), first.next_month.cast("int64")
+    else:
+        first_idx = period_index_of_seconds(first.o_s, freq)
+        second_idx = period_index_of_seconds(first.next_s, freq)
     ptable = ibis.memtable(
         {
             "period": [p.start.date() for p in grid],
             "idx": [0 if freq is None else period_index_of(p.start, freq) for p in grid],
-            "p_end_s": [epoch(p.end) for p in grid],
         },
-        schema={"period": "date", "idx": "int64", "p_end_s": "int64"},
+        schema={"period": "date", "idx": "int64"},
     )
-    cj = firsts.cross_join(ptable)
-    cum = cj.group_by("idx").aggregate(
-        cumulative_buyers=count_if(cj.first_s < cj.p_end_s),
-        cumulative_repeat_buyers=count_if(cj.second_s < cj.p_end_s),
+    # Counted in the period of the first (second) order, orders before the grid in its first
+    # period; the cumulative counts are then running sums over the periods (the periods are
+    # consecutive, so an order before a period's end is one in that period or an earlier one).
+    first_idx_of_grid = ibis.literal(0 if freq is None else period_index_of(grid[0].start, freq))
+
+    def counted_in(order_s: ir.IntegerValue, idx: ir.IntegerValue, name: str) -> ir.Table:
+        bucket = ibis.greatest(idx, first_idx_of_grid)
+        marks = first.select(idx=ibis.ifelse(order_s < end_s, bucket, ibis.null("int64")))
+        marks = marks.filter(marks.idx.notnull())
+        return marks.group_by("idx").aggregate(**{name: marks.count()})
+
+    cum = _attach(ptable.select("idx"), counted_in(first.o_s, first_idx, "new_buyers"))
+    cum = _attach(cum, counted_in(first.next_s, second_idx, "new_repeat_buyers"))
+    running = ibis.cumulative_window(order_by="idx")
+    cum = cum.select(
+        "idx",
+        cumulative_buyers=cum.new_buyers.fill_null(0).sum().over(running),
+        cumulative_repeat_buyers=cum.new_repeat_buyers.fill_null(0).sum().over(running),
     )
 
     t = ptable.select("period", "idx")
