@@ -325,11 +325,26 @@ def job_lifetimes_summary(data: Path, threads: int) -> dict[str, Any]:
     }
 
 
+def job_machine(data: Path, threads: int) -> dict[str, Any]:
+    """A fixed workload (a DuckDB hash aggregation on ``threads`` threads, a NumPy sort), timed
+    before and after the jobs: on a shared virtual machine the same code's times drift by half
+    from one hour to the next, and this tells a slow hour from a slower change."""
+    import duckdb
+    import numpy as np
+
+    con = duckdb.connect(config={"threads": threads})
+    started = time.perf_counter()
+    con.execute("SELECT count(DISTINCT hash(i) % 2500000) FROM range(10000000) t(i)").fetchall()
+    np.sort(np.random.default_rng(0).integers(0, 1 << 30, 10_000_000, dtype=np.int32))
+    return {"seconds": round(time.perf_counter() - started, 3)}
+
+
 JOBS = {
     "run_all": job_run_all,
     "loyal_summary": job_loyal_summary,
     "loyal_summary_in_memory": job_loyal_summary_in_memory,
     "lifetimes_summary": job_lifetimes_summary,
+    "machine": job_machine,
 }
 
 
@@ -425,6 +440,7 @@ def main() -> None:
     unknown = set(args.only) - set(JOBS)
     if unknown:
         parser.error("unknown jobs in --only: {}".format(", ".join(sorted(unknown))))
+    machine = [run_child("machine", data, args.threads)["seconds"]]
     if "run_all" in args.only:
         runs = run_interleaved(["run_all"], data, args.threads, args.repeat)["run_all"]
         run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
@@ -446,6 +462,11 @@ def main() -> None:
     ]
     if summary_jobs:
         compare_summaries(run_interleaved(summary_jobs, data, args.threads, args.repeat))
+    machine.append(run_child("machine", data, args.threads)["seconds"])
+    print(
+        "machine: the fixed workload took {:.2f} s before the jobs and {:.2f} s after "
+        "(compare runs on different days by it)".format(*machine)
+    )
 
 
 def compare_summaries(runs: dict[str, list[dict[str, Any]]]) -> None:
