@@ -155,9 +155,9 @@ def abc_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
 
 def return_classes(profit: ir.Table, settings: EngineSettings) -> ir.Table:
     """Adds ``return_class`` (high, medium, low, negative) to a table with customer_id, profit."""
-    if settings.return_class_thresholds is not None:
-        return _with_return_class(profit, settings)
-    return _with_return_class(_join_ranks(profit, _return_ranks(profit)), settings)
+    if settings.return_class_thresholds is None:
+        profit = _join_ranks(profit, _return_ranks(profit))
+    return _with_return_class(profit, settings)
 
 
 # The ranks are windows over (customer_id, profit) alone, joined back to the customers' other
