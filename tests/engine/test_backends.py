@@ -10,7 +10,7 @@ import ibis
 import pyarrow as pa
 import pytest
 
-from loyal.engine import lifecycle, metrics, stickiness
+from loyal.engine import churn_window, lifecycle, metrics, stickiness
 from loyal.engine.execution import to_arrow
 from loyal.engine.run import EngineResults, customer_table, run_all
 from loyal.engine.segments import segment_counts
@@ -101,7 +101,7 @@ def test_analyses_outside_run_all_agree(both, results):
             ),
             "stages_p_alive": lifecycle.customer_stages(src, as_of, settings, scores),
             "segments": segment_counts(customer_table(src, as_of, settings), rules),
-            "gaps": metrics.gap_quantile(src.orders, as_of - dt.timedelta(days=90), 0.75),
+            "gaps": churn_window.gap_quantile(src.orders, as_of - dt.timedelta(days=90), 0.75),
         }
 
     duck = {k: to_arrow(v) for k, v in analyses(both["duckdb"]).items()}

@@ -8,7 +8,7 @@ import ibis
 import numpy as np
 import pytest
 
-from loyal.engine import metrics
+from loyal.engine import churn_window, metrics, revenue_retention
 from loyal.engine.common import DAY, Period, epoch
 from loyal.engine.execution import to_arrow, to_pandas, to_row
 from loyal.engine.settings import EngineSettings
@@ -52,8 +52,11 @@ def test_gap_quantile_is_nearest_rank(duck):
     orders += [order(10, 2, "2024-01-01"), order(11, 2, "2024-04-10")]
     orders += [order(12, 3, "2024-01-01", status="refunded"), order(13, 3, "2024-01-05")]
     src = make_sources(duck, orders=orders)
-    assert to_row(metrics.gap_quantile(src.orders, AS_OF, 0.8)) == {"gaps": 5, "quantile_days": 40}
-    assert to_row(metrics.gap_quantile(src.orders, AS_OF, 0.9))["quantile_days"] == 100
+    assert to_row(churn_window.gap_quantile(src.orders, AS_OF, 0.8)) == {
+        "gaps": 5,
+        "quantile_days": 40,
+    }
+    assert to_row(churn_window.gap_quantile(src.orders, AS_OF, 0.9))["quantile_days"] == 100
 
 
 @pytest.mark.parametrize("quantile", [0.0, 0.1, 0.5, 0.75, 0.9, 0.99, 1.0])
@@ -71,10 +74,10 @@ def test_gap_quantile_is_the_smallest_gap_whose_cume_dist_reaches_it(duck, quant
             order_id += 1
             orders.append(order(order_id, customer, at))
     src = make_sources(duck, orders=orders)
-    gaps = metrics.purchase_gaps(src.orders, AS_OF)
+    gaps = churn_window.purchase_gaps(src.orders, AS_OF)
     ranked = gaps.mutate(cd=ibis.cume_dist().over(order_by=gaps.gap_days))
     expected = ranked.filter(ranked.cd >= quantile).aggregate(q=ranked.gap_days.min())
-    row = to_row(metrics.gap_quantile(src.orders, AS_OF, quantile))
+    row = to_row(churn_window.gap_quantile(src.orders, AS_OF, quantile))
     assert row["quantile_days"] == to_row(expected)["q"]
     assert row["gaps"] == to_row(gaps.aggregate(n=gaps.count()))["n"]
 
@@ -84,7 +87,7 @@ def test_gap_quantile_is_the_smallest_gap_whose_cume_dist_reaches_it(duck, quant
     [(47.6, 100, 48), (3.0, 100, 30), (900.0, 100, 365), (47.6, 5, 90), (None, 0, 90)],
 )
 def test_choose_churn_window_rounds_clamps_and_falls_back(quantile_days, gaps, expected):
-    assert metrics.choose_churn_window(quantile_days, gaps, EngineSettings()) == expected
+    assert churn_window.choose_churn_window(quantile_days, gaps, EngineSettings()) == expected
 
 
 def test_resolve_churn_window_keeps_an_explicit_window_and_computes_a_missing_one(duck):
@@ -95,8 +98,8 @@ def test_resolve_churn_window_keeps_an_explicit_window_and_computes_a_missing_on
         duck, orders=[order(i, 1, base + dt.timedelta(days=d)) for i, d in enumerate(days)]
     )
     explicit = EngineSettings(churn_window_days=77)
-    assert metrics.resolve_churn_window(src.orders, AS_OF, explicit) is explicit
-    resolved = metrics.resolve_churn_window(
+    assert churn_window.resolve_churn_window(src.orders, AS_OF, explicit) is explicit
+    resolved = churn_window.resolve_churn_window(
         src.orders, AS_OF, EngineSettings(churn_window_min_gaps=4)
     )
     assert resolved.churn_window_days == 40
@@ -321,7 +324,7 @@ def test_revenue_retention_and_nrr_by_hand(duck):
         ],
     )
     row = to_row(
-        metrics.revenue_retention(
+        revenue_retention.revenue_retention(
             src.subscriptions, [Period(ts("2024-02-01"), ts("2024-03-01"))], AS_OF
         )
     )

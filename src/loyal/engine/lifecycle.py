@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
+from loyal.engine.churn_window import churn_window
 from loyal.engine.common import (
     DAY,
     complete_periods,
@@ -34,7 +35,7 @@ from loyal.engine.common import (
     purchase_sequence,
     utc,
 )
-from loyal.engine.metrics import activity_spells, churn_window
+from loyal.engine.metrics import activity_spells
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
 

@@ -1,4 +1,4 @@
-"""Churn (R6): who is lost, absolute and relative churn rates, trends, revenue retention.
+"""Churn (R6): who is lost, absolute and relative churn rates, trends, churn by complaints.
 
 Definitions
 -----------
@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import replace
 
 import ibis
 import ibis.expr.types as ir
 
+from loyal.engine.churn_window import churn_window
 from loyal.engine.common import (
     DAY,
     MONTH_DAYS,
@@ -46,111 +46,11 @@ from loyal.engine.common import (
     seconds,
     utc,
 )
-from loyal.engine.execution import to_row
 from loyal.engine.settings import EngineSettings
 from loyal.engine.sources import Sources
 
 # Reach of a coverage that has not ended: 9999-12-31T23:59:59Z in epoch seconds.
 OPEN_END = 253_402_300_799
-
-
-# --- The churn window --------------------------------------------------------------------------
-
-
-def purchase_gaps(
-    orders: ir.Table, as_of: dt.datetime, *, purchases: ir.Table | None = None
-) -> ir.Table:
-    """Days between consecutive paid orders of the same customer, before ``as_of``.
-
-    Columns: customer_id, gap_days (float). A customer with n paid orders has n - 1 gaps.
-    ``purchases``: a shared ``purchase_sequence(orders, as_of)`` (built here when None).
-    """
-    if purchases is None:
-        purchases = purchase_sequence(orders, as_of)
-    gaps = purchases.filter(purchases.prev_s.notnull())
-    return gaps.select("customer_id", gap_days=(gaps.o_s - gaps.prev_s) / DAY)
-
-
-def gap_quantile(
-    orders: ir.Table,
-    as_of: dt.datetime,
-    quantile: float,
-    *,
-    purchases: ir.Table | None = None,
-) -> ir.Table:
-    """One row: ``gaps`` (how many inter-purchase gaps) and ``quantile_days``.
-
-    ``quantile_days`` is the nearest-rank quantile: the smallest gap g with at least
-    ``quantile`` of all gaps <= g (computed with ``cume_dist``, identical on every backend).
-    ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
-    """
-    gaps = purchase_gaps(orders, as_of, purchases=purchases)
-    # Rather than sorting every gap, count the gaps per whole day first: the quantile lies in
-    # the first day whose running count reaches the quantile, and only that day's gaps are
-    # ranked. Shares are integer counts over the total in float64, as cume_dist computes them.
-    gaps = gaps.mutate(day=gaps.gap_days.floor().cast("int64"))
-    per_day = gaps.group_by("day").aggregate(c=gaps.count())
-    per_day = per_day.mutate(
-        below=per_day.c.sum().over(ibis.window(order_by="day", preceding=None, following=0))
-        - per_day.c,
-        total=per_day.c.sum().over(ibis.window()),
-    )
-    reaches = (per_day.below + per_day.c).cast("float64") / per_day.total >= quantile
-    day = per_day.filter(reaches).order_by("day").limit(1)
-    day = day.select(q_day="day", below="below", total="total")
-    inside = gaps.inner_join(day, gaps.day == day.q_day)
-    values = inside.group_by("gap_days").aggregate(
-        c=inside.count(), below=inside.below.max(), total=inside.total.max()
-    )
-    upto = values.c.sum().over(ibis.window(order_by="gap_days", preceding=None, following=0))
-    values = values.mutate(share=(values.below + upto).cast("float64") / values.total)
-    at_q = values.filter(values.share >= quantile).aggregate(quantile_days=values.gap_days.min())
-    counted = gaps.aggregate(gaps=gaps.count())
-    return counted.cross_join(at_q)
-
-
-def choose_churn_window(quantile_days: float | None, gaps: int, settings: EngineSettings) -> int:
-    """The data-driven churn window in whole days from the gap quantile.
-
-    Rounded to whole days and clamped to [churn_window_floor_days, churn_window_ceiling_days];
-    with fewer than ``churn_window_min_gaps`` gaps the data say too little, and the fallback
-    ``churn_window_fallback_days`` is used.
-    """
-    if quantile_days is None or gaps < settings.churn_window_min_gaps:
-        days = settings.churn_window_fallback_days
-    else:
-        days = round(quantile_days)
-    return max(settings.churn_window_floor_days, min(settings.churn_window_ceiling_days, days))
-
-
-def resolve_churn_window(
-    orders: ir.Table,
-    as_of: dt.datetime,
-    settings: EngineSettings,
-    *,
-    purchases: ir.Table | None = None,
-) -> EngineSettings:
-    """``settings`` with ``churn_window_days`` set, computing it from the data when it is None.
-
-    This executes one query (``gap_quantile``); every other analysis expects a resolved window.
-    ``purchases``: a shared ``purchase_sequence(orders, as_of)``.
-    """
-    if settings.churn_window_days is not None:
-        return settings
-    quantile = gap_quantile(orders, as_of, settings.churn_window_quantile, purchases=purchases)
-    row = to_row(quantile)
-    days = choose_churn_window(row["quantile_days"], int(row["gaps"]), settings)
-    return replace(settings, churn_window_days=days)
-
-
-def churn_window(settings: EngineSettings) -> int:
-    """The resolved churn window in days; raises if it has not been resolved."""
-    if settings.churn_window_days is None:
-        raise ValueError(
-            "settings.churn_window_days is None: set it, or resolve it from the data first with "
-            "settings = resolve_churn_window(sources.orders, as_of, settings)"
-        )
-    return settings.churn_window_days
 
 
 # --- Coverage spells ---------------------------------------------------------------------------
@@ -648,88 +548,6 @@ def churn_trend(
         spells=spells,
         purchases=purchases,
     ).order_by(["period", *by])
-
-
-# --- Revenue retention (subscriptions) ---------------------------------------------------------
-
-
-def revenue_retention(
-    subscriptions: ir.Table, periods: Sequence[Period], as_of: dt.datetime
-) -> ir.Table:
-    """Monthly recurring revenue kept from the customers paying at each period's start.
-
-    MRR of a customer at instant t = sum of ``monthly_amount`` of their subscriptions running at
-    t (started_at <= t < ended_at, unended ones running). Per period [start, end):
-
-    - mrr_start: MRR at start of the customers with MRR > 0 then (the cohort);
-    - mrr_end: MRR at end of the same customers (new customers excluded);
-    - churned_mrr: mrr_start of cohort customers with no MRR at end;
-    - contraction_mrr / expansion_mrr: decreases / increases of the others;
-    - net_revenue_retention = mrr_end / mrr_start;
-      gross_revenue_retention = (mrr_start - churned - contraction) / mrr_start;
-      revenue_churn_rate = (churned + contraction) / mrr_start;
-    - new_mrr: MRR at end of customers with none at start.
-    """
-    as_of = utc(as_of)
-    s = subscriptions.filter(subscriptions.started_at < as_of)
-    # An end after as_of is not known yet: the subscription is running as of as_of.
-    end_s = ibis.cases(
-        (s.ended_at.notnull() & (s.ended_at < as_of), seconds(s.ended_at)), else_=OPEN_END
-    )
-    s = s.select(
-        customer_id=s.customer_id,
-        start_s=seconds(s.started_at),
-        end_s=end_s,
-        mrr=s.monthly_amount.fill_null(0.0),
-    )
-    j = s.cross_join(periods_table(periods))
-    run_start = (j.start_s <= j.p_start_s) & (j.p_start_s < j.end_s)
-    run_end = (j.start_s <= j.p_end_s) & (j.p_end_s < j.end_s)
-    per = (
-        j.filter(run_start | run_end)
-        .group_by(["p_period", "customer_id"])
-        .aggregate(
-            m0=ibis.cases((run_start, j.mrr), else_=0.0).sum(),
-            m1=ibis.cases((run_end, j.mrr), else_=0.0).sum(),
-        )
-    )
-    cohort = per.m0 > 0
-    agg = per.group_by(period=per.p_period).aggregate(
-        customers=count_if(cohort),
-        mrr_start=ibis.cases((cohort, per.m0), else_=0.0).sum(),
-        mrr_end=ibis.cases((cohort, per.m1), else_=0.0).sum(),
-        churned_mrr=ibis.cases((cohort & (per.m1 <= 0), per.m0), else_=0.0).sum(),
-        contraction_mrr=ibis.cases(
-            (cohort & (per.m1 > 0) & (per.m1 < per.m0), per.m0 - per.m1), else_=0.0
-        ).sum(),
-        expansion_mrr=ibis.cases((cohort & (per.m1 > per.m0), per.m1 - per.m0), else_=0.0).sum(),
-        new_mrr=ibis.cases((~cohort, per.m1), else_=0.0).sum(),
-    )
-    spine = periods_table(periods).select(s_period="p_period")
-    agg = spine.left_join(agg, spine.s_period == agg.period)
-    agg = agg.mutate(period=agg.s_period).drop("s_period")
-    zero = {c: agg[c].fill_null(0) for c in agg.columns if c != "period"}
-    agg = agg.mutate(**zero)
-    return agg.mutate(
-        net_revenue_retention=ratio(agg.mrr_end, agg.mrr_start),
-        gross_revenue_retention=ratio(
-            agg.mrr_start - agg.churned_mrr - agg.contraction_mrr, agg.mrr_start
-        ),
-        revenue_churn_rate=ratio(agg.churned_mrr + agg.contraction_mrr, agg.mrr_start),
-    ).order_by("period")
-
-
-def revenue_retention_trend(
-    subscriptions: ir.Table,
-    as_of: dt.datetime,
-    settings: EngineSettings,
-    *,
-    freq: str | None = None,
-    periods: int | None = None,
-) -> ir.Table:
-    """``revenue_retention`` for each complete calendar period before ``as_of``."""
-    grid = complete_periods(as_of, freq or settings.trend_freq, periods or settings.trend_periods)
-    return revenue_retention(subscriptions, grid, as_of)
 
 
 COMPLAINT_STATUSES = ("none", "resolved", "unresolved")

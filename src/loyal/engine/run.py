@@ -26,7 +26,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loyal.engine import cohorts, lifecycle, metrics, rfm, stickiness, survival, value
+from loyal.engine import (
+    churn_window,
+    cohorts,
+    lifecycle,
+    metrics,
+    revenue_retention,
+    rfm,
+    stickiness,
+    survival,
+    value,
+)
 from loyal.engine.common import (
     complete_periods,
     lookback_start,
@@ -180,7 +190,7 @@ def _activity_kpis(
             stickiness.stickiness(sources, period.start, period.end, settings, purchases=purchases)
         ),
         "users": to_row(stickiness.active_users(sources.events, as_of, settings)),
-        "nrr": to_row(metrics.revenue_retention(sources.subscriptions, [period], as_of)),
+        "nrr": to_row(revenue_retention.revenue_retention(sources.subscriptions, [period], as_of)),
     }
 
 
@@ -255,7 +265,7 @@ def run_all(
         keep("purchases", purchase_sequence(sources.orders, as_of))
 
     def resolve() -> None:
-        ctx["settings"] = metrics.resolve_churn_window(
+        ctx["settings"] = churn_window.resolve_churn_window(
             sources.orders, as_of, settings, purchases=ctx["purchases"]
         )
 
@@ -380,7 +390,7 @@ def run_all(
         table("churn_trend", lambda: ctx["churn_trend"]),
         table(
             "revenue_retention",
-            lambda: metrics.revenue_retention_trend(sources.subscriptions, as_of, s()),
+            lambda: revenue_retention.revenue_retention_trend(sources.subscriptions, as_of, s()),
         ),
         table(
             "stickiness_trend",

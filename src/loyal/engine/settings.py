@@ -38,7 +38,7 @@ class EngineSettings:
 
     # --- Churn (R6) -----------------------------------------------------------------------
     # A customer without a subscription is lost when this many days pass without a paid order.
-    # None: choose it from the data with ``metrics.resolve_churn_window`` (run_all does).
+    # None: choose it from the data with ``churn_window.resolve_churn_window`` (run_all does).
     churn_window_days: int | None = None
     # Data-driven window: this quantile of the gaps between consecutive paid orders, rounded to
     # whole days and clamped to [floor, ceiling]; the fallback when there are too few gaps.
