@@ -4,7 +4,8 @@ features, and an honest back-test.
 Definitions
 -----------
 *Subscriber at t*, *features at t* (``churn_features``) and the *label* (``churn_labels``) are
-defined in ``loyal.engine.churn_features``; their public names are re-exported here.
+defined in ``loyal.engine.churn_features``, and the back-test's measures (``Backtest``) in
+``loyal.engine.churn_evaluation``; their public names are re-exported here.
 
 *Snapshots*: the model learns from several past ``as_of`` dates (every ``snapshot_step_days``
 back from the newest date whose label is known), each row a subscriber at that date with their
@@ -25,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,9 +37,15 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.metrics import brier_score_loss, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
+from loyal.engine.churn_evaluation import (
+    Backtest,
+    CalibrationBin,
+    calibration_table,
+    evaluate,
+    top_decile_lift,
+)
 from loyal.engine.churn_features import (
     _KEYS,
     CATEGORICAL,
@@ -408,65 +414,6 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 # --- Back-test and scoring -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalibrationBin:
-    """One decile of predicted risk on the test snapshot (decile 10 is the riskiest)."""
-
-    decile: int
-    customers: int
-    mean_predicted: float
-    observed_rate: float
-
-
-@dataclass(frozen=True)
-class Backtest:
-    """How the model, trained on the past only, did on the test snapshot.
-
-    - auc: area under the ROC curve (0.5 is chance);
-    - top_decile_lift: churn rate among the 10 % riskiest / churn rate of all;
-    - brier: mean squared error of the probabilities;
-    - churn_rate / mean_predicted: observed and mean predicted churn on the test snapshot;
-    - calibration: per decile of predicted risk, mean predicted vs observed churn.
-
-    ``model`` and ``test`` (the test snapshot's features, ``churned`` and ``churn_probability``)
-    are kept for the drivers (``drivers.global_drivers``).
-    """
-
-    as_of: dt.datetime
-    test_snapshot: dt.datetime
-    horizon_days: int
-    train_snapshots: tuple[dt.datetime, ...]
-    train_rows: int
-    test_rows: int
-    churn_rate: float
-    mean_predicted: float
-    auc: float
-    top_decile_lift: float
-    brier: float
-    calibration: tuple[CalibrationBin, ...]
-    model: ChurnModel = field(repr=False, compare=False)
-    test: pd.DataFrame = field(repr=False, compare=False)
-
-
-def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[CalibrationBin, ...]:
-    """Rows split into ``bins`` equal groups by predicted risk (ties broken by order)."""
-    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    groups = np.array_split(np.argsort(p, kind="stable"), bins)
-    return tuple(
-        CalibrationBin(k + 1, len(rows), float(p[rows].mean()), float(y[rows].mean()))
-        for k, rows in enumerate(groups)
-        if len(rows)
-    )
-
-
-def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
-    """Churn rate among the riskiest 10 % of rows divided by the overall churn rate."""
-    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    top = np.argsort(-p, kind="stable")[: max(1, int(np.ceil(len(p) / 10)))]
-    overall = y.mean()
-    return float(y[top].mean() / overall) if overall > 0 else float("nan")
-
-
 def backtest(
     sources: Sources,
     as_of: dt.datetime,
@@ -522,48 +469,13 @@ def backtest_and_fit(
     samples, test = _labelled_samples(known, every_date, template, settings, keep_whole=test_date)
     assert test is not None  # test_date is one of the dates read
     fitted = _fit(template, _stack(samples, train_dates, template.horizon_days))
-    tested = _evaluate(fitted, test, t, test_date, train_dates, samples)
+    tested = evaluate(fitted, test, t, test_date, train_dates, samples)
     final = _fit(template, _stack(samples, final_dates, template.horizon_days)) if fit else None
     return tested, final
 
 
 def _fit(template: ChurnModel, train: pd.DataFrame) -> ChurnModel:
     return clone(template).fit(train[list(FEATURES)], train[LABEL], train[SNAPSHOT])
-
-
-def _evaluate(
-    fitted: ChurnModel,
-    test: pd.DataFrame,
-    as_of: dt.datetime,
-    test_date: dt.datetime,
-    train_dates: Sequence[dt.datetime],
-    samples: Mapping[dt.datetime, pd.DataFrame],
-) -> Backtest:
-    y = test[LABEL].to_numpy(dtype=float)
-    if len(set(y)) < 2:
-        raise ValueError(
-            f"the test snapshot at {test_date.isoformat()} has {len(y)} subscribers with labels "
-            f"{sorted(set(y))}: a back-test needs churners and stayers; choose another as_of"
-        )
-    p = fitted.churn_probability(test)
-    test = test.assign(churn_probability=p)
-    trained_on = [date for date in sorted(train_dates) if len(samples[date])]
-    return Backtest(
-        as_of=as_of,
-        test_snapshot=test_date,
-        horizon_days=fitted.horizon_days,
-        train_snapshots=tuple(trained_on),
-        train_rows=sum(len(samples[date]) for date in train_dates),
-        test_rows=len(test),
-        churn_rate=float(y.mean()),
-        mean_predicted=float(p.mean()),
-        auc=float(roc_auc_score(y, p)),
-        top_decile_lift=top_decile_lift(y, p),
-        brier=float(brier_score_loss(y, p)),
-        calibration=calibration_table(y, p),
-        model=fitted,
-        test=test,
-    )
 
 
 SCORE_SCHEMA = pa.schema([("customer_id", pa.int64()), ("churn_probability", pa.float64())])
