@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 from loyal.imports import indexes, summaries
 from loyal.imports.staging import execute, fetch
 from loyal.imports.upserts import (
-    changed_condition,
     create_missing_customers,
     insert_missing,
     load_result,
-    materialized,
     outer_loop_join,
+    update_changed,
 )
 
 if TYPE_CHECKING:
@@ -65,19 +64,14 @@ def merge_orders(loader: Loader) -> LoadResult:
         " AND c.external_id = t.customer_id) f".format(t=totals, join=outer_loop_join(), cost=cost)
     )
     order_fields = ("customer_id", "ordered_at", "status", "channel", "revenue", "cost")
-    # Known orders: only those that differ are written. (An upsert would lock, and so write and
-    # log, every matched row even when nothing changes.)
+    # Known orders: only those that differ are written.
     orders_updated = 0
     if orders_existing:
-        orders_updated = execute(
-            "WITH f AS {materialized}({f}) UPDATE commerce_order SET {set} FROM f"
-            " WHERE commerce_order.source = %s AND commerce_order.external_id = f.order_id"
-            " AND ({changed})".format(
-                materialized=materialized(),
-                set=", ".join("{c} = f.{c}".format(c=c) for c in order_fields),
-                f=file_orders.removesuffix(" f")[1:-1],
-                changed=changed_condition("commerce_order", {c: "f." + c for c in order_fields}),
-            ),
+        orders_updated = update_changed(
+            "commerce_order",
+            order_fields,
+            file_orders,
+            "commerce_order.source = %s AND commerce_order.external_id = f.order_id",
             [loader.source, loader.source],
         )
     # New orders go in by their id in the file, as do the lines below: each index on the order
@@ -108,15 +102,11 @@ def merge_orders(loader: Loader) -> LoadResult:
     )
     lines_updated = 0
     if orders_existing:
-        lines_updated = execute(
-            "WITH f AS {materialized}({f}) UPDATE commerce_orderline SET {set} FROM f"
-            " WHERE commerce_orderline.order_id = f.order_id AND commerce_orderline.line_no = f.line_no"
-            " AND ({changed})".format(
-                materialized=materialized(),
-                set=", ".join("{c} = f.{c}".format(c=c) for c in line_fields),
-                f=file_lines.removesuffix(" f")[1:-1],
-                changed=changed_condition("commerce_orderline", {c: "f." + c for c in line_fields}),
-            ),
+        lines_updated = update_changed(
+            "commerce_orderline",
+            line_fields,
+            file_lines,
+            "commerce_orderline.order_id = f.order_id AND commerce_orderline.line_no = f.line_no",
             [loader.source],
         )
     # New lines: all of them on a first import, else about as many as the new orders have.

@@ -66,6 +66,27 @@ def insert_missing(
     return execute(sql, params)
 
 
+def update_changed(
+    table: str, fields: tuple[str, ...], rows: str, matches: str, params: list
+) -> int:
+    """Update the rows of ``table`` that ``matches`` (a condition on ``table`` and ``f``) pairs
+    with ``rows`` (a subquery aliased ``f``), setting ``fields`` from ``f``, where any of them
+    differs: only those are written (an upsert would lock, and so write and log, every matched
+    row even when nothing changes). Returns the number updated."""
+    return execute(
+        "WITH f AS {materialized}({f}) UPDATE {table} SET {set} FROM f WHERE {matches}"
+        " AND ({changed})".format(
+            materialized=materialized(),
+            f=rows.removesuffix(" f")[1:-1],
+            table=table,
+            set=", ".join("{c} = f.{c}".format(c=c) for c in fields),
+            matches=matches,
+            changed=changed_condition(table, {c: "f." + c for c in fields}),
+        ),
+        params,
+    )
+
+
 def load_result(loader: Loader, created: int, changed: int, **also: int) -> LoadResult:
     from loyal.imports.loading import LoadResult
 
