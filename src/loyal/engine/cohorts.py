@@ -67,18 +67,17 @@ def cohort_retention(
     periods = periods or settings.cohort_periods
     if purchases is None:
         purchases = purchase_sequence(sources.orders, as_of)
-    firsts = _first_purchases(purchases)
+    # Each order carries its customer's first month: no join with the first orders.
     months = purchases.filter(purchases.new_month)
-    act = months.select("customer_id", m=months.month.cast("int64"))
-    act = act.inner_join(firsts, "customer_id")
-    act = act.select("customer_id", k=act.m - act.first_m)
+    act = months.select("customer_id", k=(months.month - months.first_month).cast("int64"))
     # A customer's last active month is the month of their last order (the only one without a
     # next order): read off the sequence rather than grouping the active months.
     lasts = purchases.filter(purchases.next_s.isnull())
-    lasts = lasts.select(l_id="customer_id", last_m=lasts.month.cast("int64"))
-    members = firsts.inner_join(lasts, firsts.customer_id == lasts.l_id)
-    members = members.select(
-        "customer_id", "first_s", "first_m", last_k=members.last_m - members.first_m
+    members = lasts.select(
+        "customer_id",
+        first_s=lasts.first_s,
+        first_m=lasts.first_month.cast("int64"),
+        last_k=(lasts.month - lasts.first_month).cast("int64"),
     )
     # The last complete month is the one before as_of's month.
     members = members.mutate(max_k=month_index_of(as_of) - 1 - members.first_m)
@@ -196,26 +195,33 @@ def critical_window(
     lo_s, hi_s = (d * DAY for d in settings.critical_retained_days)
     if purchases is None:
         purchases = purchase_sequence(sources.orders, as_of)
+    # Only the orders from the anchor to the end of the last window count.
+    span_s = max(hi_s, *(d * DAY for d in settings.critical_windows_days))
     if anchor == "first_purchase":
-        anchors = _first_purchases(purchases).select("customer_id", anchor_s="first_s")
+        # Each order carries its customer's first one: no join, and every customer has a row
+        # (their first order).
+        j = purchases.filter(
+            (purchases.first_s + hi_s <= epoch(as_of))
+            & (purchases.o_s < purchases.first_s + span_s)
+        )
+        j = j.select("customer_id", since=j.o_s - j.first_s)
     else:
         cust = sources.customers.filter(sources.customers.joined_at < as_of)
         anchors = cust.select("customer_id", anchor_s=seconds(cust.joined_at))
-    anchors = anchors.filter(anchors.anchor_s + hi_s <= epoch(as_of))
-
-    o = purchases.select(o_customer_id=purchases.customer_id, o_s=purchases.o_s)
-    # A range join: only the orders from the anchor to the end of the retention window count,
-    # and customers without any keep one row (with o_s null) from the left join.
-    j = anchors.left_join(
-        o,
-        [
-            anchors.customer_id == o.o_customer_id,
-            o.o_s >= anchors.anchor_s,
-            o.o_s
-            < anchors.anchor_s + max(hi_s, *(d * DAY for d in settings.critical_windows_days)),
-        ],
-    )
-    since = j.o_s - j.anchor_s
+        anchors = anchors.filter(anchors.anchor_s + hi_s <= epoch(as_of))
+        o = purchases.select(o_customer_id=purchases.customer_id, o_s=purchases.o_s)
+        # A range join: customers without any order in the span keep one row (with o_s null)
+        # from the left join.
+        j = anchors.left_join(
+            o,
+            [
+                anchors.customer_id == o.o_customer_id,
+                o.o_s >= anchors.anchor_s,
+                o.o_s < anchors.anchor_s + span_s,
+            ],
+        )
+        j = j.select("customer_id", since=j.o_s - j.anchor_s)
+    since = j.since
     early = {
         f"early_{d}": count_if((since >= 0) & (since < d * DAY))
         for d in settings.critical_windows_days

@@ -194,8 +194,10 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
     as 0), n (1 = the customer's first order), prev_s and next_s (epoch seconds of the
     customer's previous and next order, null for the first and the last), prev_month and
     next_month (their month indexes), new_month (true on the customer's first order of a
-    calendar month). month, prev_month, next_month and n are int32 to keep the shared table
-    small; readers cast them back where they reach a result.
+    calendar month), first_s and first_month (the customer's first order's epoch seconds and
+    month index, so that analyses measuring from it need no join). month, prev_month,
+    next_month, first_month and n are int32 to keep the shared table small; readers cast them
+    back where they reach a result.
 
     Orders of one customer placed in the same second (ties) come in no particular order. Every
     column but revenue and cost is the same whichever order they take, and the analyses only
@@ -230,6 +232,9 @@ def purchase_sequence(orders: ir.Table, as_of: dt.datetime) -> ir.Table:
         prev_month=prev_month,
         next_month=paid.month.lead().over(w),
         new_month=prev_month.isnull() | (prev_month != paid.month),
+        # Over the same window as the others: no second sort.
+        first_s=paid.o_s.first().over(w),
+        first_month=paid.month.first().over(w),
     )
 
 

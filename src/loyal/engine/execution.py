@@ -186,7 +186,13 @@ def cache(expr: ir.Table) -> ir.Table:
     register = getattr(backend, "_run_pre_execute_hooks", None)
     if register is not None:
         register(expr)
-    return expr.cache()
+    if backend.name != "duckdb":
+        return expr.cache()
+    # DuckDB's threads need not keep the order of a query without an ORDER BY while filling the
+    # table (its readers aggregate it or sort what they return; an ORDER BY is still kept): a
+    # tenth of the time of the purchase sequence's 7 million rows.
+    with _insertion_order_off(backend.con):
+        return expr.cache()
 
 
 def to_scalar(expr: ir.Scalar) -> Any:
