@@ -8,9 +8,9 @@
 
 The data set (seeded NumPy, written once as Parquet under ``benchmarks/.work/engine-v5-<n>/`` and
 reused) has 1,000,000 customers: 70 % buyers with about 11 orders each in the two years
-(~8,000,000 orders), 10 % subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events and one service contact per
-customer on average, over 2023-2024; ``as_of`` is 2025-01-01. Orders and events are stored
-in time order (not grouped by customer), as a database holds them.
+(~8,000,000 orders), 10 % subscribers (1-3 subscriptions), 20 % prospects, ~5 behaviour events
+and one service contact per customer on average, over 2023-2024; ``as_of`` is 2025-01-01.
+Orders and events are stored in time order (not grouped by customer), as a database holds them.
 
 Each job runs in its own child process on DuckDB limited to ``--threads`` (2) threads; the parent
 reads the child's peak resident memory (``ru_maxrss`` from ``wait4``). Jobs:

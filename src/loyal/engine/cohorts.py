@@ -34,11 +34,6 @@ def _int_range(name: str, stop: int) -> ir.Table:
     return ibis.memtable({name: list(range(stop))}, schema={name: "int64"})
 
 
-def _first_purchases(purchases: ir.Table) -> ir.Table:
-    first = purchases.filter(purchases.n == 1)
-    return first.select("customer_id", first_s=first.o_s, first_m=first.month.cast("int64"))
-
-
 def cohort_retention(
     sources: Sources,
     as_of: dt.datetime,
@@ -75,7 +70,6 @@ def cohort_retention(
     lasts = purchases.filter(purchases.next_s.isnull())
     members = lasts.select(
         "customer_id",
-        first_s=lasts.first_s,
         first_m=lasts.first_month.cast("int64"),
         last_k=(lasts.month - lasts.first_month).cast("int64"),
     )
@@ -273,7 +267,8 @@ def tenure_curve(
     as_of = utc(as_of)
     if purchases is None:
         purchases = purchase_sequence(sources.orders, as_of)
-    firsts = _first_purchases(purchases)
+    first = purchases.filter(purchases.n == 1)
+    firsts = first.select("customer_id", first_m=first.month.cast("int64"))
     cust = sources.customers.filter(
         sources.customers.joined_at.isnull() | (sources.customers.joined_at < as_of)
     )

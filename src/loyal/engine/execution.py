@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -153,11 +153,8 @@ def to_arrow(expr: ir.Expr, *, ordered: bool = True) -> pa.Table:
     backend = table._find_backend(use_default=True)
     if backend.name != "duckdb":
         return _normalise(table.to_pyarrow())
-    if ordered:
+    with nullcontext() if ordered else _insertion_order_off(backend.con):
         result = backend._to_duckdb_relation(table).to_arrow_table()
-    else:
-        with _insertion_order_off(backend.con):
-            result = backend._to_duckdb_relation(table).to_arrow_table()
     return _normalise(table.__pyarrow_result__(result, data_mapper=_DuckDBArrowData))
 
 
